@@ -1,0 +1,40 @@
+/**
+ * underhood: open up a GPT-2 and run or inspect every stage on its own.
+ *
+ * The pipeline, stage by stage:
+ *
+ * ```ts
+ * import { loadModel } from "./mod.ts";
+ *
+ * const model = await loadModel();                       // the default model, on wasm
+ * const tokens = model.tokenizer.tokenize("To be, or not to be");
+ * const e = model.embed("To be, or not to be");          // token part, position part, sum
+ * const attn = model.attentionBlock(0, e.residual);      // q, k, v, scores, pattern, z, result
+ * const mlp = model.mlpBlock(0, attn.residOut);          // neurons before/after the nonlinearity
+ * const { logits, cache } = model.runWithCache("To be, or not to be");
+ * const top = model.unembed(cache.get("blocks.3.hook_resid_post")).topK(10);
+ * const out = await generate(model, "To be, or not", { maxNewTokens: 20, seed: 1 });
+ * ```
+ *
+ * @module
+ */
+export { type BackendName, ensureBackend, getBackend, setBackend } from "./src/backend.ts";
+export { defaultModelDir, loadModel, type LoadModelOptions } from "./src/load_model.ts";
+export {
+  type BlockTensors,
+  type Hook,
+  type HookFn,
+  KVCache,
+  type LayerNormTensors,
+  Model,
+  type ResidualInput,
+  type TokenInput,
+  type TokenOptions,
+} from "./src/model.ts";
+export { ActivationCache, type HookName, hookNames, type NamesFilter } from "./src/hooks.ts";
+export { AttentionResult, EmbedResult, LayerNormResult, MlpResult, type TopToken, UnembedResult } from "./src/results.ts";
+export { ENDOFTEXT, ENDOFTEXT_ID, gpt2Tokenizer, type Token, Tokenizer } from "./src/tokenizer.ts";
+export { CheckpointError, loadCheckpoint, parseConfig } from "./src/loader.ts";
+export { SafetensorsError } from "./src/safetensors.ts";
+export { createRng, filterProbs, type Rng, sampleFromLogits, type SamplingOptions, softmax } from "./src/sampling.ts";
+export type { Activation, CheckpointInfo, LoadedCheckpoint, ModelConfig, ModelWeights } from "./src/types.ts";

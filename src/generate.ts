@@ -1,0 +1,124 @@
+/**
+ * Text generation with a KV cache: run the prompt once, then one new token per step.
+ * Sampling happens in JavaScript from the final probabilities, so a seed gives the same
+ * ids on every backend.
+ */
+import type { Hook, KVCache, Model, TokenInput } from "./model.ts";
+import { createRng, sampleFromLogits, type SamplingOptions, validateSamplingOptions } from "./sampling.ts";
+import { ENDOFTEXT_ID } from "./tokenizer.ts";
+
+/** Options for `generate`. */
+export interface GenerateOptions extends SamplingOptions {
+  /** How many tokens to add at most. A positive integer; default 20. */
+  maxNewTokens?: number;
+  /** Seed for the sampler; the same seed gives the same ids. Default: a random seed, reported in the result. */
+  seed?: number;
+  /** Stop once the generated text contains one of these strings (kept in the output). */
+  stop?: string | readonly string[];
+  /** Stop after generating `<|endoftext|>`. Default true. */
+  stopAtEndOfText?: boolean;
+  /** Hooks that fire on each step's new positions only. */
+  hooks?: readonly Hook[];
+  /** Called after each new token. */
+  onToken?: (step: GenerationStep) => void;
+}
+
+/** One generated token. */
+export interface GenerationStep {
+  /** The token's position in the full sequence. */
+  position: number;
+  id: number;
+  /** Display text of the token. */
+  text: string;
+  /** Its probability in the temperature-scaled distribution before top-k/top-p. */
+  prob: number;
+}
+
+/** What `generate` returns. */
+export interface Generation {
+  promptIds: number[];
+  /** The new ids only. */
+  ids: number[];
+  steps: GenerationStep[];
+  /** The new text only, decoded as a whole. */
+  text: string;
+  /** Why generation ended. */
+  stopReason: "maxNewTokens" | "stop" | "endOfText";
+  /** The seed used (the one given, or the random one chosen). */
+  seed: number;
+}
+
+/**
+ * Generates a continuation of `prompt`.
+ *
+ * Temperature 0 is greedy (ties go to the lower id). Top-k is applied before top-p.
+ *
+ * @throws {RangeError} For invalid options, or when the prompt plus maxNewTokens exceeds nCtx.
+ * @example
+ * ```ts
+ * const out = await generate(model, "ROMEO:", { maxNewTokens: 30, temperature: 0.8, topK: 40, seed: 1 });
+ * console.log(out.text);
+ * ```
+ */
+export async function generate(model: Model, prompt: TokenInput, options: GenerateOptions = {}): Promise<Generation> {
+  const sampling = validateSamplingOptions(options);
+  const maxNewTokens = options.maxNewTokens ?? 20;
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) {
+    throw new RangeError(`Invalid maxNewTokens ${maxNewTokens}: expected a positive integer.`);
+  }
+  const promptIds = model.toTokens(prompt);
+  const nCtx = model.config.nCtx;
+  if (promptIds.length + maxNewTokens > nCtx) {
+    throw new RangeError(
+      `Cannot generate ${maxNewTokens} tokens after a ${promptIds.length}-token prompt: the model has ${nCtx} positions ` +
+        `(nCtx). Use maxNewTokens <= ${nCtx - promptIds.length} or a shorter prompt.`,
+    );
+  }
+  const stops = options.stop === undefined ? [] : typeof options.stop === "string" ? [options.stop] : [...options.stop];
+  for (const s of stops) {
+    if (typeof s !== "string" || s.length === 0) {
+      throw new RangeError(`Invalid stop string ${JSON.stringify(s)}: expected a non-empty string.`);
+    }
+  }
+  const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
+  const rng = createRng(seed);
+  const stopAtEndOfText = options.stopAtEndOfText ?? true;
+
+  const ids: number[] = [];
+  const steps: GenerationStep[] = [];
+  let stopReason: Generation["stopReason"] = "maxNewTokens";
+  let cache: KVCache | undefined;
+  let input = promptIds;
+  try {
+    for (let step = 0; step < maxNewTokens; step++) {
+      // Run only the new positions; the cache holds the keys and values of the earlier ones.
+      const out = model.forwardIncremental(input, cache, options.hooks);
+      cache?.dispose();
+      cache = out.cache;
+      const [nPos, dVocab] = out.logits.shape;
+      const all = await out.logits.data();
+      out.logits.dispose();
+      const last = all.subarray((nPos - 1) * dVocab, nPos * dVocab);
+
+      const { id, prob } = sampleFromLogits(last, sampling, rng);
+      const position = promptIds.length + step;
+      const record = { position, id, text: model.tokenText(id), prob };
+      ids.push(id);
+      steps.push(record);
+      options.onToken?.(record);
+
+      if (stopAtEndOfText && id === ENDOFTEXT_ID) {
+        stopReason = "endOfText";
+        break;
+      }
+      if (stops.length && stops.some((s) => model.tokenizer.decode(ids).includes(s))) {
+        stopReason = "stop";
+        break;
+      }
+      input = Int32Array.of(id);
+    }
+  } finally {
+    cache?.dispose();
+  }
+  return { promptIds: Array.from(promptIds), ids, steps, text: model.tokenizer.decode(ids), stopReason, seed };
+}
