@@ -92,7 +92,9 @@ const PROCESS_EVENTS: readonly ProcessEvent[] = ["uncaughtException", "unhandled
 function processListeners(): Map<ProcessEvent, Set<unknown>> | undefined {
   const proc = (globalThis as { process?: NodeJS.Process }).process;
   if (typeof proc?.listeners !== "function") return undefined;
-  return new Map(PROCESS_EVENTS.map((event) => [event, new Set<unknown>(proc.listeners(event))]));
+  const listeners = new Map<ProcessEvent, Set<unknown>>();
+  for (const event of PROCESS_EVENTS) listeners.set(event, new Set<unknown>(proc.listeners(event as "uncaughtException")));
+  return listeners;
 }
 
 /**
@@ -104,7 +106,7 @@ function removeAddedListeners(before: Map<ProcessEvent, Set<unknown>> | undefine
   const proc = (globalThis as { process?: NodeJS.Process }).process;
   if (!before || !proc) return;
   for (const event of PROCESS_EVENTS) {
-    for (const listener of proc.listeners(event)) {
+    for (const listener of proc.listeners(event as "uncaughtException")) {
       if (!before.get(event)!.has(listener)) proc.removeListener(event, listener as (...args: unknown[]) => void);
     }
   }

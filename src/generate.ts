@@ -1,7 +1,8 @@
 /**
  * Text generation with a KV cache: run the prompt once, then one new token per step.
  * Sampling happens in JavaScript from the final probabilities, so a seed gives the same
- * ids on every backend.
+ * ids on every backend unless a draw lands within the backends' logit difference (about
+ * 1e-6) of a boundary between two tokens.
  */
 import type { Hook, KVCache, Model, TokenInput } from "./model.ts";
 import { createRng, sampleFromLogits, type SamplingOptions, validateSamplingOptions } from "./sampling.ts";

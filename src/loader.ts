@@ -387,7 +387,6 @@ interface TensorPlan {
 
 /** Matches stored names to expected ones and checks dtypes and shapes, reading no data. */
 function planTensors(config: ModelConfig, shards: Shard[], dir: string): TensorPlan {
-  const expected = expectedShapes(config);
   const found = new Map<string, StoredTensor>();
   const ignored: string[] = [];
   let withPrefix = 0;
@@ -415,6 +414,8 @@ function planTensors(config: ModelConfig, shards: Shard[], dir: string): TensorP
       found.set(name, { shard, storedName, info });
     }
   }
+  checkLayerCount(config, found.keys(), dir);
+  const expected = expectedShapes(config);
   if (withPrefix > 0 && withoutPrefix > 0) {
     throw new CheckpointError(
       `${dir}: ${withPrefix} tensor names start with "${PREFIX}" and ${withoutPrefix} do not. ` +
@@ -463,6 +464,28 @@ function planTensors(config: ModelConfig, shards: Shard[], dir: string): TensorP
   }
 
   return { toRead, namePrefix, ignored };
+}
+
+/**
+ * Rejects a config with more layers than the files store. This runs before the table of
+ * expected names is built, because that table grows with n_layer, which config.json may set
+ * to any integer.
+ */
+function checkLayerCount(config: ModelConfig, names: Iterable<string>, dir: string): void {
+  let storedLayers = 0;
+  for (const name of names) {
+    const layer = /^h\.(\d+)\./.exec(name)?.[1];
+    if (layer !== undefined) storedLayers = Math.max(storedLayers, Number(layer) + 1);
+  }
+  if (config.nLayers > storedLayers) {
+    const stored = storedLayers === 0
+      ? "the weights contain no block (h.N) tensors"
+      : `the highest block in the weights is h.${storedLayers - 1} (${storedLayers} layers)`;
+    throw new CheckpointError(
+      `${dir}: config.json sets n_layer to ${config.nLayers}, but ${stored}. ` +
+        `Check n_layer in config.json and that the config belongs to these weights.`,
+    );
+  }
 }
 
 /** Reads the planned tensors file by file in offset order and converts them to float32. */

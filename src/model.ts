@@ -280,6 +280,7 @@ export class Model {
    * @returns logits and log-probabilities `[pos, dVocab]`, and `topK(k, position)`.
    */
   unembed(residual: ResidualInput): UnembedResult {
+    this.#checkAlive();
     return tf.tidy(() => {
       const x = this.#residual(residual, "residual for unembed");
       const ln = layerNorm(x, this.lnFinalWeights.w, this.lnFinalWeights.b, this.config.layerNormEps);
@@ -322,7 +323,7 @@ export class Model {
     const cache = new ActivationCache();
     try {
       const { logits } = this.#run(ids, {
-        computeResult: names.has(resultHookOf(names)),
+        computeResult: [...names].some((n) => n.endsWith("attn.hook_result")),
         hook: (name, activation) => {
           if (names.has(name)) cache.set(name, activation);
           return activation;
@@ -370,10 +371,11 @@ export class Model {
     past: KVCache | undefined,
     hooks: readonly Hook[] = [],
   ): { logits: tf.Tensor2D; cache: KVCache } {
-    this.#checkPositions(past?.length ?? 0, ids.length);
+    const checked = this.toTokens(ids);
+    this.#checkPositions(past?.length ?? 0, checked.length);
     const resolved = this.#resolveHooks(hooks);
     const needResult = resolved.some((h) => [...h.names].some((n) => n.endsWith("attn.hook_result")));
-    const out = this.#run(ids, {
+    const out = this.#run(checked, {
       computeResult: needResult,
       hook: resolved.length ? composeHooks(resolved) : undefined,
       past,
@@ -486,6 +488,7 @@ export class Model {
       if (input.isDisposed) throw new TypeError(`Invalid ${what}: the tensor has been disposed.`);
       x = input.dtype === "float32" ? input : tf.cast(input, "float32");
     } else if (Array.isArray(input)) {
+      checkRectangular(input, what);
       x = tf.tensor(input as number[][], undefined, "float32");
     } else {
       throw new TypeError(`Invalid ${what}: expected a tf.Tensor or number[][], got ${describe(input)}`);
@@ -517,9 +520,21 @@ export class Model {
   }
 }
 
-function resultHookOf(names: Set<HookName>): HookName {
-  for (const n of names) if (n.endsWith("attn.hook_result")) return n;
-  return "hook_embed";
+/** Checks that a nested array is rectangular, which tfjs only checks in debug mode. */
+function checkRectangular(input: readonly unknown[], what: string): void {
+  const rowLength = Array.isArray(input[0]) ? (input[0] as unknown[]).length : -1;
+  input.forEach((row, i) => {
+    const length = Array.isArray(row) ? row.length : -1;
+    if (length !== rowLength) {
+      throw new TypeError(
+        `Invalid ${what}: row ${i} has ${length < 0 ? "no array" : `${length} values`}, expected ${rowLength} values; ` +
+          `pass a rectangular [pos, dModel] array.`,
+      );
+    }
+    if (Array.isArray(row) && row.some((v) => typeof v !== "number")) {
+      throw new TypeError(`Invalid ${what}: row ${i} contains a value that is not a number.`);
+    }
+  });
 }
 
 function composeHooks(hooks: Array<{ names: Set<HookName>; fn: HookFn }>): InternalHook {

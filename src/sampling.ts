@@ -395,11 +395,14 @@ export function sampleFromLogits(logits: ArrayLike<number>, options: SamplingOpt
     throw new RangeError(`Invalid rng output ${u}: expected a number in [0, 1)`);
   }
 
-  // Walk the cumulative distribution. The last candidate also catches a u that rounding in the
-  // renormalised probabilities leaves just above the final cumulative sum.
-  let chosen = candidates[candidates.length - 1]!;
+  // Walk the cumulative distribution in id order, not probability order: backends differ in the
+  // last bits of the logits, which can reorder near-equal candidates and move the draw. In id
+  // order a tiny change only matters when u falls within that change of a boundary. The last
+  // candidate also catches a u that rounding leaves just above the final cumulative sum.
+  const inIdOrder = candidates.slice().sort((a, b) => a.id - b.id);
+  let chosen = inIdOrder[inIdOrder.length - 1]!;
   let cumulative = 0;
-  for (const candidate of candidates) {
+  for (const candidate of inIdOrder) {
     cumulative += candidate.prob;
     if (u < cumulative) {
       chosen = candidate;

@@ -39,7 +39,9 @@ function run(name: string, command: string[]): void {
   });
 }
 
-if (!quick && filters.length === 0) run("typecheck", [bin("tsc"), "-p", "tsconfig.json"]);
+// Call TypeScript's own tsc: tslab installs an older TypeScript under node_modules/.bin/tsc.
+const tsc = [process.execPath, join(root, "node_modules", "typescript", "bin", "tsc")];
+if (!quick && filters.length === 0) run("typecheck", [...tsc, "-p", "tsconfig.json"]);
 for (const runtime of quick ? runtimes.slice(0, 1) : runtimes) {
   for (const backend of quick ? ["wasm"] : backends) {
     run(`${runtime.name}/${backend}`, [...runtime.command, "--backend", backend, ...filters]);

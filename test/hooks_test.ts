@@ -73,7 +73,7 @@ function logitsWithLayer0Z(
   }
 }
 
-/** A `[head, pos, pos]` pattern where each query attends equally to itself and every earlier key. */
+/** Builds a `[head, pos, pos]` pattern in which each query attends equally to itself and every earlier key. */
 function uniformCausalPattern(nHeads: number, nPos: number): tf.Tensor3D {
   const values = new Float32Array(nHeads * nPos * nPos);
   for (let h = 0; h < nHeads; h++) {
@@ -84,7 +84,7 @@ function uniformCausalPattern(nHeads: number, nPos: number): tf.Tensor3D {
   return tf.tensor3d(values, [nHeads, nPos, nPos]);
 }
 
-/** A `[1, head, 1]` mask: 0 for `head`, 1 for the others. */
+/** Builds a `[1, head, 1]` mask that is 0 for `head` and 1 for the other heads. */
 function headMask(nHeads: number, head: number): tf.Tensor3D {
   const values = new Float32Array(nHeads).fill(1);
   values[head] = 0;
@@ -130,8 +130,8 @@ test("runWithCache shapes match golden", async () => {
 
 test("runWithCache names filter keeps order", async () => {
   await withTiny((model) => {
-    const wanted: HookName[] = ["blocks.1.attn.hook_pattern", "hook_embed", "blocks.0.mlp.hook_post"];
-    const { logits, cache } = model.runWithCache(IDS, { names: wanted });
+    const requested: HookName[] = ["blocks.1.attn.hook_pattern", "hook_embed", "blocks.0.mlp.hook_post"];
+    const { logits, cache } = model.runWithCache(IDS, { names: requested });
     try {
       assertEquals(cache.keys(), ["hook_embed", "blocks.0.mlp.hook_post", "blocks.1.attn.hook_pattern"]);
     } finally {
@@ -201,6 +201,19 @@ test("identity hooks keep logits bitwise", async () => {
     }));
     assertEquals(Array.from(hooked), Array.from(expected), "logits");
     assertEquals(seen, model.hookNames().filter((n) => !n.endsWith("attn.hook_result")), "hooks fired in forward order");
+  });
+});
+
+test("runWithCache logits equal forward bitwise", async () => {
+  // Only caching hook_result may switch attention to the per-head sum, which changes rounding.
+  await withTiny((model) => {
+    const expected = Array.from(take(model.forward(IDS)));
+    const filters: HookName[][] = [["blocks.0.hook_resid_post"], ["hook_embed"], ["hook_pos_embed", "blocks.1.attn.hook_z"]];
+    for (const names of filters) {
+      const { logits, cache } = model.runWithCache(IDS, { names });
+      cache.dispose();
+      assertEquals(Array.from(take(logits)), expected, `logits when caching ${names.join(", ")}`);
+    }
   });
 });
 

@@ -273,13 +273,16 @@ test("sampleFromLogits respects topK and topP", () => {
 });
 
 test("sampleFromLogits reports both probabilities", () => {
-  // probs 0.1, 0.2, 0.3, 0.4. topK 2 keeps ids 3 and 2, renormalised to 4/7 and 3/7.
+  // probs 0.1, 0.2, 0.3, 0.4. topK 2 keeps ids 3 and 2, renormalised to 4/7 and 3/7. The draw
+  // walks them in id order, so id 2 owns [0, 3/7) and id 3 owns [3/7, 1).
   const logits = [0.1, 0.2, 0.3, 0.4].map(Math.log);
-  const result = sampleFromLogits(logits, { topK: 2 }, () => 0);
+  const result = sampleFromLogits(logits, { topK: 2 }, () => 0.9999);
   assertEquals(result.id, 3);
   assertClose(result.prob, 0.4, { atol: 1e-15 });
   assertClose(result.filteredProb, 4 / 7, { atol: 1e-15 });
-  assertEquals(sampleFromLogits(logits, { topK: 2 }, () => 0.9999).id, 2);
+  assertEquals(sampleFromLogits(logits, { topK: 2 }, () => 0).id, 2);
+  assertEquals(sampleFromLogits(logits, { topK: 2 }, () => 3 / 7 - 1e-9).id, 2);
+  assertEquals(sampleFromLogits(logits, { topK: 2 }, () => 3 / 7 + 1e-9).id, 3);
 });
 
 test("sampleFromLogits draws once per token", () => {
