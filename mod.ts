@@ -4,7 +4,7 @@
  * The pipeline, stage by stage:
  *
  * ```ts
- * import { loadModel } from "./mod.ts";
+ * import { generate, loadModel } from "./mod.ts";
  *
  * const model = await loadModel();                       // the default model, on wasm
  * const tokens = model.tokenizer.tokenize("To be, or not to be");
@@ -36,5 +36,7 @@ export { AttentionResult, EmbedResult, LayerNormResult, MlpResult, type TopToken
 export { ENDOFTEXT, ENDOFTEXT_ID, gpt2Tokenizer, type Token, Tokenizer } from "./src/tokenizer.ts";
 export { CheckpointError, loadCheckpoint, parseConfig } from "./src/loader.ts";
 export { SafetensorsError } from "./src/safetensors.ts";
+export { generate, type GenerateOptions, type Generation, type GenerationStep } from "./src/generate.ts";
+export { type Dump, type DumpOptions, dumpParity } from "./src/dump.ts";
 export { createRng, filterProbs, type Rng, sampleFromLogits, type SamplingOptions, softmax } from "./src/sampling.ts";
 export type { Activation, CheckpointInfo, LoadedCheckpoint, ModelConfig, ModelWeights } from "./src/types.ts";

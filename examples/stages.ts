@@ -26,7 +26,7 @@ for (let layer = 0; layer < model.config.nLayers; layer++) {
   // For each head, the token the last position attends to most.
   const lastRows = tf.tidy(() => {
     const [nHeads, nPos] = attn.pattern.shape;
-    return attn.pattern.slice([0, nPos - 1, 0], [nHeads, 1, nPos]).reshape([nHeads, nPos]).arraySync();
+    return attn.pattern.slice([0, nPos - 1, 0], [nHeads, 1, nPos]).reshape([nHeads, nPos]).arraySync() as number[][];
   });
   const favourites = lastRows.map((row) => tokens[row.indexOf(Math.max(...row))]!.text);
   const mlpNorm = tf.tidy(() => tf.norm(mlp.out).dataSync()[0]!);
