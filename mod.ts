@@ -40,3 +40,59 @@ export { generate, type GenerateOptions, type Generation, type GenerationStep } 
 export { type Dump, type DumpOptions, dumpParity } from "./src/dump.ts";
 export { createRng, filterProbs, type Rng, sampleFromLogits, type SamplingOptions, softmax } from "./src/sampling.ts";
 export type { Activation, CheckpointInfo, LoadedCheckpoint, ModelConfig, ModelWeights } from "./src/types.ts";
+
+// Interpretability tools, built on the stages, hooks and cache above.
+export { logitLens, LogitLensResult, type LogitLensOptions } from "./src/analysis/logit_lens.ts";
+export {
+  type AttributedComponent,
+  type ComponentKind,
+  decomposeResidual,
+  type DecomposeOptions,
+  directLogitAttribution,
+  type LogitAttribution,
+  type LogitAttributionOptions,
+  type ResidualComponent,
+  ResidualDecomposition,
+} from "./src/analysis/attribution.ts";
+export { computeMetric, type Metric } from "./src/analysis/metrics.ts";
+export {
+  type AblationHookOptions,
+  ablationHooks,
+  type AblationMethod,
+  type AblationSweep,
+  ablationSweep,
+  type AblationSweepOptions,
+  type AblationTarget,
+  type MlpAblationHook,
+} from "./src/analysis/ablation.ts";
+export { patchHeads, type PatchingOptions, type PatchingResult, patchResidual } from "./src/analysis/patching.ts";
+export {
+  generateSteered,
+  type SteeredGenerateOptions,
+  steeringHook,
+  type SteeringOptions,
+  steeringVector,
+  type SteeringVectorOptions,
+} from "./src/analysis/steering.ts";
+export {
+  analogy,
+  type AnalogyOptions,
+  type EmbeddingSpace,
+  type NearestToken,
+  nearestTokens,
+  type NearestTokensOptions,
+  symmetricEigen,
+  type TokenPca,
+  tokenPca,
+  type TokenPcaOptions,
+  tokenVector,
+} from "./src/analysis/embeddings.ts";
+export {
+  type InspectedGeneration,
+  inspectGeneration,
+  type InspectGenerationOptions,
+  type InspectStep,
+  type InspectSummary,
+} from "./src/analysis/inspect_generate.ts";
+export { detectHeads, type HeadDetectorOptions, type HeadScores, previousTokenScores } from "./src/analysis/head_detectors.ts";
+export type { TokenRef } from "./src/analysis/_common.ts";

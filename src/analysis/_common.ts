@@ -15,40 +15,40 @@ export type TokenRef = number | string;
  * @throws {TypeError} When `token` is neither a number nor a string.
  * @throws {RangeError} For an id outside [0, dVocab), or text that does not encode to one token.
  */
-export function resolveToken(model: Model, token: TokenRef, what: string): number {
+export function resolveToken(model: Model, token: TokenRef, label: string): number {
   if (typeof token === "number") {
     const dVocab = model.config.dVocab;
     if (!Number.isInteger(token) || token < 0 || token >= dVocab) {
-      throw new RangeError(`Invalid ${what} ${token}: token ids must be integers in [0, ${dVocab}).`);
+      throw new RangeError(`Invalid ${label} ${token}: token ids must be integers in [0, ${dVocab}).`);
     }
     return token;
   }
   if (typeof token !== "string") {
-    throw new TypeError(`Invalid ${what}: expected a token id or a single-token string, got ${typeof token}.`);
+    throw new TypeError(`Invalid ${label}: expected a token id or a single-token string, got ${typeof token}.`);
   }
   const ids = token.length > 0 ? model.tokenizer.encode(token, { allowSpecial: true }) : [];
   if (ids.length !== 1) {
     throw new RangeError(
-      `Invalid ${what} ${JSON.stringify(token)}: it encodes to ${ids.length} tokens [${ids.join(", ")}], ` +
+      `Invalid ${label} ${JSON.stringify(token)}: it encodes to ${ids.length} tokens [${ids.join(", ")}], ` +
         `expected exactly one. Pass a token id, or text such as " dog" with its leading space.`,
     );
   }
-  return resolveToken(model, ids[0]!, what);
+  return resolveToken(model, ids[0]!, label);
 }
 
 /** @throws {RangeError} Unless `layer` is an integer in [0, nLayers). */
-export function checkLayer(model: Model, layer: number, what: string): void {
+export function checkLayer(model: Model, layer: number, label: string): void {
   const n = model.config.nLayers;
   if (!Number.isInteger(layer) || layer < 0 || layer >= n) {
-    throw new RangeError(`Invalid ${what} ${layer}: layer must be an integer in [0, ${n}) (nLayers = ${n}).`);
+    throw new RangeError(`Invalid ${label} ${layer}: layer must be an integer in [0, ${n}) (nLayers = ${n}).`);
   }
 }
 
 /** @throws {RangeError} Unless `head` is an integer in [0, nHeads). */
-export function checkHead(model: Model, head: number, what: string): void {
+export function checkHead(model: Model, head: number, label: string): void {
   const n = model.config.nHeads;
   if (!Number.isInteger(head) || head < 0 || head >= n) {
-    throw new RangeError(`Invalid ${what} ${head}: head must be an integer in [0, ${n}) (nHeads = ${n}).`);
+    throw new RangeError(`Invalid ${label} ${head}: head must be an integer in [0, ${n}) (nHeads = ${n}).`);
   }
 }
 
@@ -57,11 +57,11 @@ export function checkHead(model: Model, head: number, what: string): void {
  *
  * @throws {RangeError} Outside [-nPos, nPos).
  */
-export function resolvePosition(position: number, nPos: number, what: string): number {
+export function resolvePosition(position: number, nPos: number, label: string): number {
   const index = position < 0 ? nPos + position : position;
   if (!Number.isInteger(position) || index < 0 || index >= nPos) {
     throw new RangeError(
-      `Invalid ${what} ${position}: expected an integer in [${-nPos}, ${nPos}) for a ${nPos}-token input ` +
+      `Invalid ${label} ${position}: expected an integer in [${-nPos}, ${nPos}) for a ${nPos}-token input ` +
         `(negative positions count from the end).`,
     );
   }
@@ -69,25 +69,25 @@ export function resolvePosition(position: number, nPos: number, what: string): n
 }
 
 /** Converts a vector given as an array or a tensor to a Float32Array of length `size`. */
-export function toVector(vector: ArrayLike<number> | tf.Tensor, size: number, what: string): Float32Array {
+export function toVector(vector: ArrayLike<number> | tf.Tensor, size: number, label: string): Float32Array {
   let values: Float32Array;
   if (vector instanceof tf.Tensor) {
-    if (vector.isDisposed) throw new TypeError(`Invalid ${what}: the tensor has been disposed.`);
+    if (vector.isDisposed) throw new TypeError(`Invalid ${label}: the tensor has been disposed.`);
     if (vector.rank !== 1) {
-      throw new TypeError(`Invalid ${what}: expected a 1-D tensor [${size}], got shape [${vector.shape.join(", ")}].`);
+      throw new TypeError(`Invalid ${label}: expected a 1-D tensor [${size}], got shape [${vector.shape.join(", ")}].`);
     }
     values = Float32Array.from(vector.dataSync() as ArrayLike<number>);
   } else if (vector !== null && typeof vector === "object" && typeof vector.length === "number") {
     values = Float32Array.from(vector);
   } else {
-    throw new TypeError(`Invalid ${what}: expected a number[], a Float32Array or a 1-D tensor, got ${typeof vector}.`);
+    throw new TypeError(`Invalid ${label}: expected a number[], a Float32Array or a 1-D tensor, got ${typeof vector}.`);
   }
   if (values.length !== size) {
-    throw new TypeError(`Invalid ${what}: expected ${size} values, got ${values.length}.`);
+    throw new TypeError(`Invalid ${label}: expected ${size} values, got ${values.length}.`);
   }
   for (let i = 0; i < values.length; i++) {
     if (!Number.isFinite(values[i]!)) {
-      throw new RangeError(`Invalid ${what}: value ${values[i]} at index ${i} is not finite.`);
+      throw new RangeError(`Invalid ${label}: value ${values[i]} at index ${i} is not finite.`);
     }
   }
   return values;

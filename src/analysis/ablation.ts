@@ -27,7 +27,7 @@ export interface AblationHookOptions extends TokenOptions {
    */
   meanOver?: readonly TokenInput[];
   /**
-   * Where an MLP is ablated. `hook_mlp_out` (the default) removes everything the MLP adds,
+   * The hook point where an MLP is ablated. `hook_mlp_out` (the default) removes everything the MLP adds,
    * b_out included. `mlp.hook_post` replaces the neurons, so zero-ablation there leaves b_out.
    */
   mlpHook?: MlpAblationHook;
@@ -76,7 +76,7 @@ export function ablationHooks(
 
 /** Options for `ablationSweep`. */
 export interface AblationSweepOptions extends AblationHookOptions {
-  /** What to measure. Default `{ kind: "loss" }`. */
+  /** The metric to measure. Default `{ kind: "loss" }`. */
   metric?: Metric;
 }
 
@@ -156,17 +156,17 @@ function checkMlpHook(hook: MlpAblationHook): MlpAblationHook {
   return hook;
 }
 
-function targetHookName(model: Model, target: AblationTarget, mlpHook: MlpAblationHook, what: string): HookName {
+function targetHookName(model: Model, target: AblationTarget, mlpHook: MlpAblationHook, label: string): HookName {
   if (target === null || typeof target !== "object") {
-    throw new TypeError(`Invalid ${what}: expected { kind: "head", layer, head } or { kind: "mlp", layer }.`);
+    throw new TypeError(`Invalid ${label}: expected { kind: "head", layer, head } or { kind: "mlp", layer }.`);
   }
-  checkLayer(model, target.layer, `${what} layer`);
+  checkLayer(model, target.layer, `${label} layer`);
   if (target.kind === "head") {
-    checkHead(model, target.head, `${what} head`);
+    checkHead(model, target.head, `${label} head`);
     return `blocks.${target.layer}.attn.hook_z`;
   }
   if (target.kind === "mlp") return `blocks.${target.layer}.${mlpHook}`;
-  throw new TypeError(`Invalid ${what} kind ${JSON.stringify((target as { kind: unknown }).kind)}: use "head" or "mlp".`);
+  throw new TypeError(`Invalid ${label} kind ${JSON.stringify((target as { kind: unknown }).kind)}: use "head" or "mlp".`);
 }
 
 /**
@@ -207,7 +207,7 @@ function meanActivations(
   return sums;
 }
 
-/** A hook that ablates one target; `mean` is undefined for zero-ablation. */
+/** Builds a hook that ablates one target. `mean` is undefined for zero-ablation. */
 function ablationHook(model: Model, target: AblationTarget, name: HookName, mean: Float64Array | undefined): Hook {
   if (target.kind === "head") {
     const { nHeads, dHead } = model.config;
@@ -222,9 +222,7 @@ function ablationHook(model: Model, target: AblationTarget, name: HookName, mean
       fn: (z) => tf.add(tf.mul(z, tf.tensor3d(keep, [1, nHeads, 1])), tf.tensor3d(replacement, [1, nHeads, dHead])), // [pos, head, dHead]
     };
   }
-  const width = mean?.length;
-  return {
-    name,
-    fn: (x) => (mean ? tf.broadcastTo(tf.tensor2d(Float32Array.from(mean), [1, width!]), x.shape) : tf.zerosLike(x)), // [pos, d]
-  };
+  if (!mean) return { name, fn: (x) => tf.zerosLike(x) };
+  const row = Float32Array.from(mean);
+  return { name, fn: (x) => tf.broadcastTo(tf.tensor2d(row, [1, row.length]), x.shape) }; // [1, d] -> [pos, d]
 }

@@ -37,7 +37,7 @@ export class ResidualDecomposition {
     readonly layer: number,
     /** The hook point of that residual. */
     readonly residualName: HookName,
-    /** What each row of `parts` is `[component]`. */
+    /** The component of each row of `parts` `[component]`. */
     readonly components: ResidualComponent[],
     /** Each part `[component, pos, dModel]`; b_O rows repeat the bias at every position. */
     readonly parts: tf.Tensor3D,
@@ -87,9 +87,9 @@ export function decomposeResidual(model: Model, input: TokenInput, options: Deco
   const { logits, cache } = model.runWithCache(ids, { names: decompositionNames(model, layer) });
   logits.dispose();
   try {
-    const { components, parts } = stackParts(model, cache, layer, ids.length);
+    const parts = stackParts(model, cache, layer, ids.length);
     const residual = cache.get(residualName(model, layer)).clone() as tf.Tensor2D;
-    return new ResidualDecomposition(ids, layer, residualName(model, layer), components, parts, residual);
+    return new ResidualDecomposition(ids, layer, residualName(model, layer), componentList(model, layer), parts, residual);
   } finally {
     cache.dispose();
   }
@@ -170,33 +170,13 @@ export function directLogitAttribution(
   const { nLayers, nHeads } = model.config;
 
   const names = [...decompositionNames(model, nLayers), "ln_final.hook_scale"] as HookName[];
+  const components = componentList(model, nLayers);
   const { logits, cache } = model.runWithCache(ids, { names });
   let values: Float32Array;
-  let components: ResidualComponent[];
   let logitDiff: number;
   try {
-    const row = tf.tidy(() => tf.gather(tf.reshape(tf.slice(logits, [position, 0], [1, -1]), [-1]), [a, b ?? a])); // -> [2]
-    const picked = row.dataSync();
-    row.dispose();
-    logitDiff = picked[0]! - (b === undefined ? 0 : picked[1]!);
-
-    const stacked = stackParts(model, cache, nLayers, ids.length);
-    components = stacked.components;
-    const contributions = tf.tidy(() => {
-      const parts = tf.squeeze(tf.slice(stacked.parts, [0, position, 0], [-1, 1, -1]), [1]); // [component, pos, dModel] -> [component, dModel]
-      stacked.parts.dispose();
-      const scale = tf.slice(cache.get("ln_final.hook_scale"), [position, 0], [1, 1]); // [pos, 1] -> [1, 1]
-      const centered = tf.sub(parts, tf.mean(parts, -1, true)); // [component, dModel]
-      const unembedA = tf.gather(model.W_U, [a], 1); // [dModel, dVocab] -> [dModel, 1]
-      const direction = b === undefined ? unembedA : tf.sub(unembedA, tf.gather(model.W_U, [b], 1)); // [dModel, 1]
-      const { w, b: bias } = model.lnFinalWeights;
-      const weighted = tf.mul(direction, tf.reshape(w, [-1, 1])); // [dModel, 1]
-      const perPart = tf.matMul(tf.div(centered, scale), weighted); // [component, dModel] @ [dModel, 1] -> [component, 1]
-      const biasPart = tf.matMul(tf.reshape(bias, [1, -1]), direction); // [1, dModel] @ [dModel, 1] -> [1, 1]
-      return tf.concat([tf.reshape(perPart, [-1]), tf.reshape(biasPart, [-1])]); // -> [component + 1]
-    });
-    values = contributions.dataSync() as Float32Array;
-    contributions.dispose();
+    logitDiff = readLogitDiff(logits, position, a, b);
+    values = contributionsAt(model, cache, position, a, b);
   } finally {
     logits.dispose();
     cache.dispose();
@@ -258,24 +238,29 @@ function decompositionNames(model: Model, layer: number): HookName[] {
   return names;
 }
 
-/** Stacks the parts of the residual entering block `layer` from a cache holding `decompositionNames`. */
-function stackParts(
-  model: Model,
-  cache: ActivationCache,
-  layer: number,
-  nPos: number,
-): { components: ResidualComponent[]; parts: tf.Tensor3D } {
-  const { nHeads, dModel } = model.config;
+/** Lists the components whose outputs make up the residual entering block `layer`, in decomposition order. */
+function componentList(model: Model, layer: number): ResidualComponent[] {
   const components: ResidualComponent[] = [
     { label: "embed", kind: "embed" },
     { label: "pos_embed", kind: "pos_embed" },
   ];
   for (let l = 0; l < layer; l++) {
-    for (let h = 0; h < nHeads; h++) components.push({ label: `L${l}H${h}`, kind: "head", layer: l, head: h });
+    for (let h = 0; h < model.config.nHeads; h++) components.push({ label: `L${l}H${h}`, kind: "head", layer: l, head: h });
     components.push({ label: `L${l}.b_O`, kind: "attn_bias", layer: l });
     components.push({ label: `L${l}.mlp`, kind: "mlp", layer: l });
   }
-  const parts = tf.tidy(() => {
+  return components;
+}
+
+/**
+ * Stacks the parts of the residual entering block `layer`, in `componentList` order, from a
+ * cache holding `decompositionNames`.
+ *
+ * @returns `[component, pos, dModel]`.
+ */
+function stackParts(model: Model, cache: ActivationCache, layer: number, nPos: number): tf.Tensor3D {
+  const dModel = model.config.dModel;
+  return tf.tidy(() => {
     const rows: tf.Tensor2D[] = [cache.get("hook_embed") as tf.Tensor2D, cache.get("hook_pos_embed") as tf.Tensor2D];
     for (let l = 0; l < layer; l++) {
       const result = cache.get(`blocks.${l}.attn.hook_result`); // [pos, head, dModel]
@@ -286,5 +271,46 @@ function stackParts(
     }
     return tf.stack(rows) as tf.Tensor3D; // -> [component, pos, dModel]
   });
-  return { components, parts };
+}
+
+/** Reads logit[position, a] - logit[position, b] (or logit[position, a] alone) from `[pos, dVocab]` logits. */
+function readLogitDiff(logits: tf.Tensor2D, position: number, a: number, b: number | undefined): number {
+  const picked = tf.tidy(() => tf.gather(tf.reshape(tf.slice(logits, [position, 0], [1, -1]), [-1]), [a, b ?? a])); // -> [2]
+  const [logitA, logitB] = picked.dataSync();
+  picked.dispose();
+  return logitA! - (b === undefined ? 0 : logitB!);
+}
+
+/**
+ * Computes each part's direct contribution at `position` with the frozen final scale, then
+ * ln_final.b's, from a cache holding the final decomposition's names and ln_final.hook_scale.
+ *
+ * @returns `[component + 1]`: the parts in `componentList` order, then ln_final.b.
+ */
+function contributionsAt(
+  model: Model,
+  cache: ActivationCache,
+  position: number,
+  a: number,
+  b: number | undefined,
+): Float32Array {
+  const contributions = tf.tidy(() => {
+    const all = stackParts(model, cache, model.config.nLayers, cache.get("hook_embed").shape[0]!);
+    const parts = tf.squeeze(tf.slice(all, [0, position, 0], [-1, 1, -1]), [1]); // [component, pos, dModel] -> [component, dModel]
+    const scale = tf.slice(cache.get("ln_final.hook_scale"), [position, 0], [1, 1]); // [pos, 1] -> [1, 1]
+    const centered = tf.sub(parts, tf.mean(parts, -1, true)); // [component, dModel]
+
+    // The unembedding direction, W_U[:, a] - W_U[:, b], and the same scaled by ln_final's weight.
+    const unembedA = tf.gather(model.W_U, [a], 1); // [dModel, dVocab] -> [dModel, 1]
+    const direction = b === undefined ? unembedA : tf.sub(unembedA, tf.gather(model.W_U, [b], 1)); // [dModel, 1]
+    const { w, b: bias } = model.lnFinalWeights;
+    const weighted = tf.mul(direction, tf.reshape(w, [-1, 1])); // [dModel, 1]
+
+    const perPart = tf.matMul(tf.div(centered, scale), weighted); // [component, dModel] @ [dModel, 1] -> [component, 1]
+    const biasPart = tf.matMul(tf.reshape(bias, [1, -1]), direction); // [1, dModel] @ [dModel, 1] -> [1, 1]
+    return tf.concat([tf.reshape(perPart, [-1]), tf.reshape(biasPart, [-1])]); // -> [component + 1]
+  });
+  const values = Float32Array.from(contributions.dataSync() as Float32Array);
+  contributions.dispose();
+  return values;
 }

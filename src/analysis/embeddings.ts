@@ -6,7 +6,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { Model } from "../model.ts";
 import { resolveToken, toVector, type TokenRef } from "./_common.ts";
 
-/** Where token vectors come from: the rows of W_E `[dVocab, dModel]` or the columns of W_U `[dModel, dVocab]`. */
+/** The source of token vectors: the rows of W_E `[dVocab, dModel]` or the columns of W_U `[dModel, dVocab]`. */
 export type EmbeddingSpace = "W_E" | "W_U";
 
 /** A token and its cosine similarity to a query vector. */
@@ -315,7 +315,7 @@ function cosineSimilarities(model: Model, query: Float32Array, space: EmbeddingS
   return values;
 }
 
-/** The indices of the k largest values, largest first, lower index first among equals, skipping `excluded`. */
+/** Returns the indices of the k largest values, largest first and lower index first among equals, skipping `excluded`. */
 function topIndices(values: Float32Array, k: number, excluded: Set<number>): number[] {
   const best: number[] = [];
   for (let i = 0; i < values.length; i++) {

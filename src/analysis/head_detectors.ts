@@ -161,9 +161,9 @@ function checkDistinct(model: Model, tokens: readonly number[]): number[] {
   return [...tokens];
 }
 
-function checkId(model: Model, id: number, what: string): void {
+function checkId(model: Model, id: number, label: string): void {
   const dVocab = model.config.dVocab;
   if (!Number.isInteger(id) || id < 0 || id >= dVocab) {
-    throw new RangeError(`Invalid ${what} id ${id}: token ids must be integers in [0, ${dVocab}).`);
+    throw new RangeError(`Invalid ${label} id ${id}: token ids must be integers in [0, ${dVocab}).`);
   }
 }

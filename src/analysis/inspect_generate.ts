@@ -49,7 +49,7 @@ export interface InspectStep {
   cache?: ActivationCache;
 }
 
-/** What the iterator returns when it finishes: the same summary as `generate`. */
+/** The summary the iterator returns when it finishes, the same as `generate` returns. */
 export type InspectSummary = Generation;
 
 /** An async iterator over generation steps, with the seed it uses. */
@@ -69,8 +69,8 @@ export type InspectedGeneration = AsyncGenerator<InspectStep, InspectSummary, un
  * cache and any step cache the caller does not own.
  *
  * NOTE: naming `attn.hook_result` in `options.cache` or a hook makes the attention sum the
- * heads' results instead of one matmul; the logits then differ by float rounding, which can
- * change a sampled id where two candidates are nearly tied.
+ * heads' results instead of using one matmul. The logits then differ from `generate`'s by
+ * float rounding, which can change a sampled id where two candidates are nearly tied.
  *
  * @throws {RangeError} For invalid options, an unknown hook name, or a prompt plus maxNewTokens
  *   longer than nCtx.
@@ -103,7 +103,9 @@ export function inspectGeneration(
         `(nCtx). Use maxNewTokens <= ${nCtx - promptIds.length} or a shorter prompt.`,
     );
   }
-  const stops = options.stop === undefined ? [] : typeof options.stop === "string" ? [options.stop] : [...options.stop];
+  let stops: string[] = [];
+  if (typeof options.stop === "string") stops = [options.stop];
+  else if (options.stop !== undefined) stops = [...options.stop];
   for (const s of stops) {
     if (typeof s !== "string" || s.length === 0) {
       throw new RangeError(`Invalid stop string ${JSON.stringify(s)}: expected a non-empty string.`);
@@ -128,10 +130,7 @@ export function inspectGeneration(
         const stepCache = cacheNames ? new ActivationCache() : undefined;
         pending = stepCache;
         const hooks: Hook[] = [...(options.hooks ?? [])];
-        if (stepCache) {
-          const recorder = stepCache;
-          hooks.push({ name: cacheNames as HookName[], fn: (x, { name }) => recorder.set(name, x) });
-        }
+        if (stepCache) hooks.push({ name: cacheNames as HookName[], fn: (x, { name }) => stepCache.set(name, x) });
         const inputStart = promptIds.length + step - input.length;
         const out = model.forwardIncremental(input, kv, hooks);
         kv?.dispose();
@@ -147,7 +146,8 @@ export function inspectGeneration(
         const text = model.tokenText(id);
         ids.push(id);
         records.push({ position, id, text, prob });
-        const record: InspectStep = { position, id, text, prob, topK: topKOfRow(last, reportTopK, (t) => model.tokenText(t)), inputStart };
+        const topK = topKOfRow(last, reportTopK, (t) => model.tokenText(t));
+        const record: InspectStep = { position, id, text, prob, topK, inputStart };
         if (stepCache) record.cache = stepCache;
         if (options.keepCaches) pending = undefined;
         yield record;

@@ -17,7 +17,7 @@ export interface LogitLensOptions extends TokenOptions {
 }
 
 /**
- * What the residual stream predicts at each layer. Row `layer` reads the residual entering
+ * The prediction of the residual stream at each layer. Row `layer` reads the residual entering
  * block `layer`, and the last row (index nLayers) reads the final residual, so it equals the
  * model's own prediction. Holds a tensor only when `returnLogProbs` was set: call `dispose()`.
  */
@@ -78,7 +78,7 @@ export function logitLens(model: Model, input: TokenInput, options: LogitLensOpt
   const topToken: string[][] = [];
   const topProb: number[][] = [];
   const targetLogProb: number[][] = [];
-  const kept: tf.Tensor2D[] = [];
+  const keptLogProbs: tf.Tensor2D[] = [];
   try {
     for (const name of layerNames) {
       // One layer at a time, so only one [pos, dVocab] block is alive at once.
@@ -89,7 +89,7 @@ export function logitLens(model: Model, input: TokenInput, options: LogitLensOpt
         return tf.logSoftmax(tf.matMul(normalized, model.W_U)) as tf.Tensor2D; // [pos, dModel] -> [pos, dVocab]
       });
       const values = logProbs.dataSync();
-      if (options.returnLogProbs) kept.push(logProbs);
+      if (options.returnLogProbs) keptLogProbs.push(logProbs);
       else logProbs.dispose();
 
       const rowTop: number[] = [];
@@ -106,7 +106,7 @@ export function logitLens(model: Model, input: TokenInput, options: LogitLensOpt
       topProb.push(probs);
       if (target !== undefined) targetLogProb.push(targets);
     }
-    const stacked = options.returnLogProbs ? (tf.stack(kept) as tf.Tensor3D) : undefined; // -> [layer, pos, dVocab]
+    const stacked = options.returnLogProbs ? (tf.stack(keptLogProbs) as tf.Tensor3D) : undefined; // -> [layer, pos, dVocab]
     return new LogitLensResult(
       ids,
       layerNames,
@@ -118,7 +118,7 @@ export function logitLens(model: Model, input: TokenInput, options: LogitLensOpt
       stacked,
     );
   } finally {
-    for (const t of kept) t.dispose();
+    for (const t of keptLogProbs) t.dispose();
     cache.dispose();
   }
 }

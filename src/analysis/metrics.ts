@@ -7,7 +7,7 @@ import type { Hook, Model, TokenInput, TokenOptions } from "../model.ts";
 import { resolvePosition, resolveToken, type TokenRef } from "./_common.ts";
 
 /**
- * What to measure on a forward pass.
+ * A scalar measured on a forward pass.
  *
  * - `loss`: the mean next-token cross-entropy over the prompt, in nats: position i predicts
  *   token i + 1, for i from 0 to pos - 2. Needs at least two tokens.

@@ -24,7 +24,7 @@ export interface PatchingOptions extends TokenOptions {
 
 /** The result of a patching sweep. */
 export interface PatchingResult {
-  /** What was patched: `resid_pre` gives rows [layer][pos], `head_z` gives rows [layer][head]. */
+  /** The patched activation: `resid_pre` gives rows [layer][pos], `head_z` gives rows [layer][head]. */
   target: "resid_pre" | "head_z";
   /** The logit difference on the clean prompt. */
   cleanValue: number;

@@ -8,7 +8,7 @@ import type { Hook, Model, TokenInput, TokenOptions } from "../model.ts";
 import { generate, type GenerateOptions, type Generation } from "../generate.ts";
 import { checkLayer, toVector } from "./_common.ts";
 
-/** What to add, and where. */
+/** A vector to add, its scale and the hook point it is added at. */
 export interface SteeringOptions {
   /**
    * A hook point whose activation is `[pos, d]`: hook_embed, hook_pos_embed, a block's
@@ -27,7 +27,7 @@ export interface SteeringOptions {
  * from `fromPosition` on.
  *
  * The hook counts the positions it has seen to know their absolute positions, because with a
- * KV cache each call sees only the new positions. So use a new hook for each forward pass or
+ * KV cache each call receives only the new positions. So use a new hook for each forward pass or
  * generation unless `fromPosition` is 0.
  *
  * @param options.fromPosition The first position steered. Default 0 (all).
@@ -117,7 +117,7 @@ export interface SteeringVectorOptions extends TokenOptions {
   promptB: TokenInput;
   /** The block whose residual is read. */
   layer: number;
-  /** Which residual of the block. Default `hook_resid_pre`. */
+  /** The residual of the block to read. Default `hook_resid_pre`. */
   hook?: "hook_resid_pre" | "hook_resid_mid" | "hook_resid_post";
   /** `mean` over each prompt's positions (the default), or the `last` position. */
   reduce?: "mean" | "last";
