@@ -19,7 +19,20 @@
  * @module
  */
 export { type BackendName, ensureBackend, getBackend, setBackend } from "./src/backend.ts";
-export { defaultModelDir, loadModel, type LoadModelOptions } from "./src/load_model.ts";
+export { defaultModelDir, loadModel, type LoadModelOptions, type ModelLoadProgress } from "./src/load_model.ts";
+export {
+  DEFAULT_BASE_URL,
+  defaultCacheDir,
+  DownloadError,
+  type DownloadProgress,
+  downloadModel,
+  HUGGINGFACE_DOWNLOAD_HOSTS,
+  type HubOptions,
+  type HubReference,
+  parseHubUrl,
+  repoCacheDir,
+  validateRepoName,
+} from "./src/hub.ts";
 export {
   type BlockTensors,
   type Hook,

@@ -40,10 +40,10 @@ export async function dumpParity(model: Model, options: DumpOptions): Promise<Du
   const attnHead = options.attnHead ?? -1;
   if (attnLayer !== undefined) {
     if (!Number.isInteger(attnLayer) || attnLayer < 0 || attnLayer >= nLayers) {
-      throw new RangeError(`Invalid --attn-layer ${attnLayer}: expected an integer in [0, ${nLayers}).`);
+      throw new RangeError(`Invalid attention layer ${attnLayer} (--attn-layer): expected an integer in [0, ${nLayers}).`);
     }
     if (!Number.isInteger(attnHead) || attnHead < -1 || attnHead >= nHeads) {
-      throw new RangeError(`Invalid --attn-head ${attnHead}: expected -1 (all heads) or an integer in [0, ${nHeads}).`);
+      throw new RangeError(`Invalid attention head ${attnHead} (--attn-head): expected -1 (all heads) or an integer in [0, ${nHeads}).`);
     }
   }
 

@@ -7,6 +7,7 @@
 import type { Hook, KVCache, Model, TokenInput } from "./model.ts";
 import { createRng, sampleFromLogits, type SamplingOptions, validateSamplingOptions } from "./sampling.ts";
 import { ENDOFTEXT_ID } from "./tokenizer.ts";
+import { withGenerationDisplay } from "./display/results.ts";
 
 /** Options for `generate`. */
 export interface GenerateOptions extends SamplingOptions {
@@ -35,7 +36,11 @@ export interface GenerationStep {
   prob: number;
 }
 
-/** What `generate` returns. */
+/**
+ * What `generate` returns. The object also has non-enumerable display methods
+ * (`Symbol.for("Jupyter.display")`, `Symbol.for("nodejs.util.inspect.custom")`) that draw the
+ * tokens coloured by their sampled probability.
+ */
 export interface Generation {
   promptIds: number[];
   /** The new ids only. */
@@ -64,6 +69,9 @@ export interface Generation {
 export async function generate(model: Model, prompt: TokenInput, options: GenerateOptions = {}): Promise<Generation> {
   const sampling = validateSamplingOptions(options);
   const maxNewTokens = options.maxNewTokens ?? 20;
+  if (typeof maxNewTokens !== "number") {
+    throw new TypeError(`Invalid maxNewTokens ${JSON.stringify(maxNewTokens)}: expected a number, such as 20.`);
+  }
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) {
     throw new RangeError(`Invalid maxNewTokens ${maxNewTokens}: expected a positive integer.`);
   }
@@ -121,5 +129,12 @@ export async function generate(model: Model, prompt: TokenInput, options: Genera
   } finally {
     cache?.dispose();
   }
-  return { promptIds: Array.from(promptIds), ids, steps, text: model.tokenizer.decode(ids), stopReason, seed };
+  return withGenerationDisplay({
+    promptIds: Array.from(promptIds),
+    ids,
+    steps,
+    text: model.tokenizer.decode(ids),
+    stopReason,
+    seed,
+  });
 }

@@ -3,6 +3,8 @@
  * papers written against it carry over.
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { INSPECT_CUSTOM, JUPYTER_DISPLAY, type MimeBundle } from "./display/figure.ts";
+import { activationCacheBundle, activationCacheText } from "./display/results.ts";
 
 /** Hook names inside `blocks.L.attn`. */
 export type AttnHook = "hook_q" | "hook_k" | "hook_v" | "hook_attn_scores" | "hook_pattern" | "hook_z" | "hook_result";
@@ -73,6 +75,11 @@ export function resolveNames(filter: NamesFilter | undefined, valid: readonly Ho
       );
     }
     return new Set(matched);
+  }
+  if (typeof filter !== "string" && !Array.isArray(filter)) {
+    throw new TypeError(
+      `Invalid names filter ${String(filter)}: pass a hook name, a list of hook names, or a predicate (name) => boolean.`,
+    );
   }
   const names = typeof filter === "string" ? [filter] : filter;
   if (names.length === 0) {
@@ -163,6 +170,16 @@ export class ActivationCache {
   /** Each cached name with its shape. */
   shapes(): Array<{ name: HookName; shape: number[] }> {
     return [...this.#tensors].map(([name, t]) => ({ name, shape: t.shape.slice() }));
+  }
+
+  /** The MIME bundle Deno's Jupyter kernel shows: a table of hook names and shapes. */
+  [JUPYTER_DISPLAY](): MimeBundle {
+    return activationCacheBundle(this);
+  }
+
+  /** The text util.inspect shows in a terminal: hook names and shapes. */
+  [INSPECT_CUSTOM](_depth: number, options?: { colors?: boolean }): string {
+    return activationCacheText(this, { colors: Boolean(options?.colors) });
   }
 
   /** Frees every cached tensor. */

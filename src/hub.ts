@@ -16,14 +16,14 @@ import process from "node:process";
 import { CheckpointError } from "./loader.ts";
 
 /**
- * Failure to download a checkpoint file: an HTTP error, a timeout, a dropped connection, a
- * response that is not the file (an HTML page, a Git LFS pointer), a size or sha256 mismatch,
- * a refused redirect, or a file missing from the cache in offline mode.
+ * Failure to download a checkpoint file: an HTTP error, a timeout or a dropped connection. It is
+ * also thrown for a response that is not the file (an HTML page, a Git LFS pointer), a size or
+ * sha256 mismatch, a rejected redirect, and a file missing from the cache in offline mode.
  */
 export class DownloadError extends Error {
   /** The URL that failed, when a request was made. */
   readonly url: string | undefined;
-  /** The HTTP status, when the server answered with an error status. */
+  /** The HTTP status, when the server returned an error status. */
   readonly status: number | undefined;
   /** True for failures that a later attempt may not hit (timeouts, drops, 5xx). */
   readonly retryable: boolean;
@@ -65,13 +65,14 @@ export interface HubOptions {
   /** Branch, tag or commit to download. Default "main". */
   revision?: string;
   /**
-   * Further hosts that https redirects may lead to. The base URL's host is always allowed, and
-   * for huggingface.co so are its download hosts (see {@link HUGGINGFACE_DOWNLOAD_HOSTS}).
+   * Further hosts that https redirects may lead to: exact names, or `*.example.com` for every
+   * subdomain of example.com. The base URL's host is always allowed, and for huggingface.co so
+   * are its download hosts ({@link HUGGINGFACE_DOWNLOAD_HOSTS}).
    */
   allowedHosts?: readonly string[];
   /** Milliseconds without any received byte (or without response headers) before a request fails. Default 30,000. */
   timeoutMs?: number;
-  /** Further attempts after a timeout, a dropped connection or a 5xx/429 answer. Default 2. */
+  /** Further attempts after a timeout, a dropped connection or a 5xx/429 response. Default 2. */
   retries?: number;
   /** The fetch function to use. Default `globalThis.fetch`. */
   fetch?: typeof globalThis.fetch;
@@ -82,12 +83,12 @@ export interface HubOptions {
 /** The default hub. */
 export const DEFAULT_BASE_URL = "https://huggingface.co";
 
-/** Hosts that huggingface.co redirects file downloads to (its LFS CDN and its Xet storage bridge). */
-export const HUGGINGFACE_DOWNLOAD_HOSTS: readonly string[] = [
-  "cdn-lfs.huggingface.co",
-  "cdn-lfs-us-1.huggingface.co",
-  "cas-bridge.xethub.hf.co",
-];
+/**
+ * Hosts that huggingface.co redirects file downloads to. They include cdn-lfs.huggingface.co,
+ * cdn-lfs-us-1.huggingface.co, cas-bridge.xethub.hf.co (Xet storage) and CDN edges such as
+ * us.aws.cdn.hf.co, and the set changes over time, so whole domains are allowed.
+ */
+export const HUGGINGFACE_DOWNLOAD_HOSTS: readonly string[] = ["*.huggingface.co", "hf.co", "*.hf.co"];
 
 const DEFAULT_REVISION = "main";
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -263,7 +264,8 @@ interface HubContext {
   dir: string;
   offline: boolean;
   offlineReason: string;
-  allowedHosts: Set<string>;
+  /** Exact host names and `*.domain` patterns. */
+  allowedHosts: string[];
   timeoutMs: number;
   retries: number;
   fetch: typeof globalThis.fetch;
@@ -292,10 +294,17 @@ function makeContext(repo: string, options: HubOptions): HubContext {
     throw new TypeError("No fetch function: this runtime has no globalThis.fetch, so pass options.fetch.");
   }
 
-  const allowedHosts = new Set([base.hostname, ...(options.allowedHosts ?? [])].map((h) => h.toLowerCase()));
-  if (base.hostname === new URL(DEFAULT_BASE_URL).hostname) {
-    for (const host of HUGGINGFACE_DOWNLOAD_HOSTS) allowedHosts.add(host);
+  const extraHosts = options.allowedHosts ?? [];
+  if (
+    !Array.isArray(extraHosts) || !extraHosts.every((h) => typeof h === "string" && /^(\*\.)?[a-z0-9.-]+$/i.test(h))
+  ) {
+    throw new RangeError(
+      `Invalid allowedHosts ${JSON.stringify(extraHosts)}: expected host names such as "cdn.example.com" or ` +
+        `"*.example.com".`,
+    );
   }
+  const allowedHosts = [base.hostname, ...extraHosts].map((h) => h.toLowerCase());
+  if (base.hostname === new URL(DEFAULT_BASE_URL).hostname) allowedHosts.push(...HUGGINGFACE_DOWNLOAD_HOSTS);
 
   const offline = options.offline ?? offlineFromEnv(process.env);
   return {
@@ -305,7 +314,7 @@ function makeContext(repo: string, options: HubOptions): HubContext {
     dir: repoCacheDir(repo, revision, cacheDir),
     offline,
     offlineReason: options.offline === undefined ? "UNDERHOOD_OFFLINE is set" : "the offline option is true",
-    allowedHosts,
+    allowedHosts: [...new Set(allowedHosts)],
     timeoutMs,
     retries,
     fetch: fetchFn,
@@ -323,7 +332,7 @@ function makeContext(repo: string, options: HubOptions): HubContext {
  * directory, or pass a commit hash as `revision`, to get a newer version.
  *
  * @param repo `name` or `owner/name`, such as "openai-community/gpt2".
- * @returns The cache directory that holds the files.
+ * @returns The cache directory that contains the files.
  * @throws {DownloadError} When a file cannot be downloaded, fails its checks, or (offline) is not cached.
  * @throws {CheckpointError} When model.safetensors.index.json is invalid.
  * @throws {RangeError} For an invalid repo name, revision or option.
@@ -403,6 +412,8 @@ async function fetchFile(ctx: HubContext, file: string): Promise<string> {
     );
   }
 
+  // NOTE: there is no lock. Two processes that download the same file at once share its .part
+  // file, and one of them may fail or, where the server gives no sha256, keep a mixed file.
   await mkdir(ctx.dir, { recursive: true });
   const url = new URL(
     `${ctx.base.pathname.replace(/\/$/, "")}/${ctx.repo}/resolve/${encodeURIComponent(ctx.revision)}/${file}`,
@@ -487,7 +498,7 @@ async function request(ctx: HubContext, url: string, offset: number, guard: Stal
     await response.body?.cancel().catch(() => {});
     const location = response.headers.get("location");
     if (!location) {
-      throw new DownloadError(`${current.href} answered ${response.status} without a Location header.`, {
+      throw new DownloadError(`${current.href} returned ${response.status} without a Location header.`, {
         url: current.href,
         status: response.status,
       });
@@ -501,14 +512,22 @@ async function request(ctx: HubContext, url: string, offset: number, guard: Stal
 
 /** Allows https redirects to allowed hosts, and, for a loopback http base URL, the same origin. */
 function checkRedirect(ctx: HubContext, from: URL, to: URL): void {
-  if (to.protocol === "https:" && ctx.allowedHosts.has(to.hostname.toLowerCase())) return;
+  if (to.protocol === "https:" && ctx.allowedHosts.some((pattern) => hostMatches(to.hostname, pattern))) return;
   if (ctx.base.protocol === "http:" && to.origin === ctx.base.origin) return;
   const reason = to.protocol !== "https:" ? `it is not https` : `${to.hostname} is not an allowed host`;
   throw new DownloadError(
     `Refused to follow the redirect from ${from.href} to ${to.href}: ${reason}. Redirects are followed only ` +
-      `over https to ${[...ctx.allowedHosts].join(", ")}. Add the host to the allowedHosts option if you trust it.`,
+      `over https to ${ctx.allowedHosts.join(", ")}. Add the host to the allowedHosts option if you trust it.`,
     { url: from.href },
   );
+}
+
+/** Matches a host against an exact name or a `*.domain` pattern, which needs at least one more label. */
+function hostMatches(host: string, pattern: string): boolean {
+  const name = host.toLowerCase();
+  return pattern.startsWith("*.")
+    ? name.endsWith(pattern.slice(1)) && name.length > pattern.length - 1
+    : name === pattern;
 }
 
 /**
@@ -530,7 +549,7 @@ async function downloadTo(ctx: HubContext, url: string, file: string, dest: stri
       await response.body?.cancel().catch(() => {});
       await rm(part, { force: true });
       throw new DownloadError(
-        `${where} answered a resume request at byte ${offset} with Content-Range ` +
+        `${where} responded to a resume request at byte ${offset} with Content-Range ` +
           `${JSON.stringify(response.headers.get("content-range"))}. The partial file was deleted; the next ` +
           `attempt starts over.`,
         { url: where, status: 206, retryable: true },
@@ -538,7 +557,7 @@ async function downloadTo(ctx: HubContext, url: string, file: string, dest: stri
     }
     total = range.total;
   } else if (response.status === 200) {
-    // A 200 answer to a Range request means the server sends the whole file again.
+    // A 200 response to a Range request means the server sends the whole file again.
     offset = 0;
     total = parseLength(response.headers.get("content-length"));
   } else if (response.status === 416 && offset > 0) {
@@ -568,7 +587,7 @@ async function downloadTo(ctx: HubContext, url: string, file: string, dest: stri
     throw htmlError(file, where, `content-type ${contentType}`);
   }
   if (response.body === null) {
-    throw new DownloadError(`${where} answered ${response.status} without a body.`, { url: where });
+    throw new DownloadError(`${where} returned ${response.status} without a body.`, { url: where });
   }
 
   await writeBody(ctx, { response, where, file, part, offset, total, guard, expectedSha256: resolved.expectedSha256 });

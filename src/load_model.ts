@@ -5,7 +5,14 @@
 import { stat } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { type BackendName, ensureBackend, setBackend } from "./backend.ts";
-import { type DownloadProgress, downloadModel, type HubOptions, parseHubUrl, validateRepoName } from "./hub.ts";
+import {
+  DownloadError,
+  downloadModel,
+  type DownloadProgress,
+  type HubOptions,
+  parseHubUrl,
+  validateRepoName,
+} from "./hub.ts";
 import { CheckpointError, loadCheckpoint, type LoadProgress } from "./loader.ts";
 import { Model } from "./model.ts";
 
@@ -52,7 +59,9 @@ export function defaultModelDir(): string {
 export async function loadModel(source: string = defaultModelDir(), options: LoadModelOptions = {}): Promise<Model> {
   if (typeof source !== "string" || source === "") {
     throw new TypeError(
-      `Invalid model source ${JSON.stringify(source)}: expected a directory path, a repo name such as "gpt2", or a URL.`,
+      `Invalid model source ${
+        JSON.stringify(source)
+      }: expected a directory path, a repo name such as "gpt2", or a URL.`,
     );
   }
   const dir = await resolveSource(source, options);
@@ -60,9 +69,7 @@ export async function loadModel(source: string = defaultModelDir(), options: Loa
   if (options.backend) await setBackend(options.backend);
   else await ensureBackend();
   const onProgress = options.onProgress;
-  const loadOptions = onProgress
-    ? { onProgress: (p: LoadProgress) => onProgress({ phase: "read", ...p }) }
-    : {};
+  const loadOptions = onProgress ? { onProgress: (p: LoadProgress) => onProgress({ phase: "read", ...p }) } : {};
   const checkpoint = await loadCheckpoint(dir, loadOptions);
   return new Model(checkpoint);
 }
@@ -104,7 +111,17 @@ async function resolveSource(source: string, options: LoadModelOptions): Promise
       { cause: error },
     );
   }
-  return await downloadModel(source, hubOptions);
+  try {
+    return await downloadModel(source, hubOptions);
+  } catch (error) {
+    // A mistyped local directory name also reads as a repo name, so mention that no path matched either.
+    if (!(error instanceof DownloadError) || error.status !== 404) throw error;
+    throw new DownloadError(`${source} is not a local path, and the hub has no such repo: ${error.message}`, {
+      cause: error,
+      url: error.url,
+      status: error.status,
+    });
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

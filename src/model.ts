@@ -8,7 +8,7 @@ import { embed } from "./stages/embed.ts";
 import { layerNorm } from "./stages/layer_norm.ts";
 import { attention, type AttentionWeights } from "./stages/attention.ts";
 import { mlp, type MlpWeights } from "./stages/mlp.ts";
-import { unembed } from "./stages/unembed.ts";
+import { unembed, unembedLogits } from "./stages/unembed.ts";
 import { ActivationCache, checkHookName, type HookName, hookNames, type NamesFilter, resolveNames } from "./hooks.ts";
 import { AttentionResult, EmbedResult, LayerNormResult, MlpResult, UnembedResult } from "./results.ts";
 import { assertShape } from "./shapes.ts";
@@ -80,6 +80,12 @@ type InternalHook = (name: HookName, activation: tf.Tensor) => tf.Tensor;
 
 interface RunOptions {
   hook?: InternalHook;
+  /**
+   * Frees each layer's intermediates when the layer ends, not when the pass ends. Only for
+   * passes without user hooks, because a user hook may keep an earlier layer's activation
+   * until the pass ends.
+   */
+  freePerLayer?: boolean;
   /** Compute each head's result (hook_result). */
   computeResult: boolean;
   past?: KVCache;
@@ -127,6 +133,7 @@ export class Model {
     this.blocks = upload.blocks;
     this.lnFinalWeights = upload.lnFinal;
     this.W_U = upload.W_U;
+    this.#warmUp();
   }
 
   /** Every hook name of this model, in the order the forward pass reaches them. */
@@ -161,6 +168,9 @@ export class Model {
     }
     const { dVocab, nCtx } = this.config;
     ids.forEach((id, i) => {
+      if (typeof id !== "number") {
+        throw new TypeError(`Invalid token id ${JSON.stringify(id)} at index ${i}: ids must be numbers, not ${typeof id}.`);
+      }
       if (!Number.isInteger(id) || id < 0 || id >= dVocab) {
         throw new RangeError(`Invalid token id ${id} at index ${i}: ids must be integers in [0, ${dVocab}).`);
       }
@@ -284,7 +294,7 @@ export class Model {
     return tf.tidy(() => {
       const x = this.#residual(residual, "residual for unembed");
       const ln = layerNorm(x, this.lnFinalWeights.w, this.lnFinalWeights.b, this.config.layerNormEps);
-      const u = unembed(ln.normalized, this.W_U);
+      const u = unembed(ln.normalized, this.W_U, this.#unembedRows());
       return new UnembedResult(
         new LayerNormResult(ln.scale, ln.normalized),
         u.logits,
@@ -304,7 +314,7 @@ export class Model {
    */
   forward(input: TokenInput, options: TokenOptions = {}): tf.Tensor2D {
     const ids = this.toTokens(input, options);
-    return this.#run(ids, { computeResult: false }).logits;
+    return this.#run(ids, { computeResult: false, freePerLayer: true }).logits;
   }
 
   /**
@@ -324,6 +334,8 @@ export class Model {
     try {
       const { logits } = this.#run(ids, {
         computeResult: [...names].some((n) => n.endsWith("attn.hook_result")),
+        // The cache keeps its own references, so the pass may free each layer's tensors.
+        freePerLayer: true,
         hook: (name, activation) => {
           if (names.has(name)) cache.set(name, activation);
           return activation;
@@ -378,6 +390,7 @@ export class Model {
     const out = this.#run(checked, {
       computeResult: needResult,
       hook: resolved.length ? composeHooks(resolved) : undefined,
+      freePerLayer: resolved.length === 0,
       past,
       returnKV: true,
     });
@@ -411,34 +424,61 @@ export class Model {
       const kv: Array<{ k: tf.Tensor3D; v: tf.Tensor3D }> = [];
 
       for (let layer = 0; layer < this.config.nLayers; layer++) {
-        const block = this.blocks[layer]!;
-        const p = `blocks.${layer}.`;
-        const residPre = at(`${p}hook_resid_pre` as HookName, residual) as tf.Tensor2D;
+        const runLayer = (): { residual: tf.Tensor2D; k: tf.Tensor3D; v: tf.Tensor3D } => {
+          const block = this.blocks[layer]!;
+          const p = `blocks.${layer}.`;
+          const residPre = at(`${p}hook_resid_pre` as HookName, residual) as tf.Tensor2D;
 
-        // Attention: resid_pre -> ln1 -> attn -> resid_mid.
-        const ln1 = layerNorm(residPre, block.ln1.w, block.ln1.b, this.config.layerNormEps, prefixed(`${p}ln1.`));
-        const attnOptions = this.#attentionOptions(layer, options.computeResult);
-        const past = options.past?.layers[layer];
-        if (past) attnOptions.past = past;
-        const a = attention(ln1.normalized, block.attn, attnOptions, prefixed(`${p}attn.`));
-        if (options.returnKV) kv.push({ k: a.kAll, v: a.vAll });
-        const attnOut = at(`${p}hook_attn_out` as HookName, a.out);
-        const residMid = at(`${p}hook_resid_mid` as HookName, tf.add(residPre, attnOut));
+          // Attention: resid_pre -> ln1 -> attn -> resid_mid.
+          const ln1 = layerNorm(residPre, block.ln1.w, block.ln1.b, this.config.layerNormEps, prefixed(`${p}ln1.`));
+          const attnOptions = this.#attentionOptions(layer, options.computeResult);
+          const past = options.past?.layers[layer];
+          if (past) attnOptions.past = past;
+          const a = attention(ln1.normalized, block.attn, attnOptions, prefixed(`${p}attn.`));
+          const attnOut = at(`${p}hook_attn_out` as HookName, a.out);
+          const residMid = at(`${p}hook_resid_mid` as HookName, tf.add(residPre, attnOut));
 
-        // MLP: resid_mid -> ln2 -> mlp -> resid_post.
-        const ln2 = layerNorm(residMid as tf.Tensor2D, block.ln2.w, block.ln2.b, this.config.layerNormEps, prefixed(`${p}ln2.`));
-        const m = mlp(ln2.normalized, block.mlp, this.config.activation, prefixed(`${p}mlp.`));
-        const mlpOut = at(`${p}hook_mlp_out` as HookName, m.out);
-        residual = at(`${p}hook_resid_post` as HookName, tf.add(residMid, mlpOut)) as tf.Tensor2D;
+          // MLP: resid_mid -> ln2 -> mlp -> resid_post.
+          const ln2 = layerNorm(residMid as tf.Tensor2D, block.ln2.w, block.ln2.b, this.config.layerNormEps, prefixed(`${p}ln2.`));
+          const m = mlp(ln2.normalized, block.mlp, this.config.activation, prefixed(`${p}mlp.`));
+          const mlpOut = at(`${p}hook_mlp_out` as HookName, m.out);
+          const residPost = at(`${p}hook_resid_post` as HookName, tf.add(residMid, mlpOut)) as tf.Tensor2D;
+          return { residual: residPost, k: a.kAll, v: a.vAll };
+        };
+        // Without user hooks, free the layer's intermediates now: a 512-token pass of GPT-2 small
+        // would otherwise hold about 50 MB of attention scores per layer until its end.
+        const out = options.freePerLayer
+          ? tf.tidy(() => {
+            const r = runLayer();
+            return (options.returnKV ? r : { residual: r.residual }) as unknown as tf.TensorContainer;
+          }) as unknown as { residual: tf.Tensor2D; k: tf.Tensor3D; v: tf.Tensor3D }
+          : runLayer();
+        residual = out.residual;
+        if (options.returnKV) kv.push({ k: out.k, v: out.v });
       }
 
       const lnF = layerNorm(residual, this.lnFinalWeights.w, this.lnFinalWeights.b, this.config.layerNormEps, prefixed("ln_final."));
-      const { logits } = unembed(lnF.normalized, this.W_U);
+      const logits = unembedLogits(lnF.normalized, this.W_U, this.#unembedRows());
       const out: { logits: tf.Tensor2D; kv?: Array<{ k: tf.Tensor3D; v: tf.Tensor3D }> } = { logits };
       if (options.returnKV) out.kv = kv;
       return out as unknown as tf.TensorContainer;
     }) as unknown as { logits: tf.Tensor2D; kv?: Array<{ k: tf.Tensor3D; v: tf.Tensor3D }> };
     return raw.kv ? { logits: raw.logits, kv: new KVCache(raw.kv) } : { logits: raw.logits };
+  }
+
+  /** W_U transposed `[dVocab, dModel]` when it is at hand without a copy: W_E, for a tied head. */
+  #unembedRows(): tf.Tensor2D | undefined {
+    return this.config.tieWordEmbeddings ? this.W_E : undefined;
+  }
+
+  /**
+   * Runs one single-token pass on the wasm backend, so the first real pass is not slow: XNNPACK
+   * packs each weight matrix into its own layout the first time a matmul uses it, which takes
+   * 1 to 3 s for GPT-2 small.
+   */
+  #warmUp(): void {
+    if (tf.getBackend() !== "wasm") return;
+    this.#run(Int32Array.of(0), { computeResult: false, freePerLayer: true }).logits.dispose();
   }
 
   #attentionOptions(layer: number, computeResult: boolean) {

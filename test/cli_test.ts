@@ -53,7 +53,7 @@ test("dump rejects bad arguments", () => {
     { args: ["dump", "--model", "test/fixtures/gpt2-tiny-f32", "--ids", "[1,"], message: "Invalid --ids" },
     { args: ["dump", "--model", "test/fixtures/gpt2-tiny-f32", "--ids", "[99999]"], message: "Invalid token id 99999" },
     { args: ["dump", "--model", "test/fixtures/gpt2-tiny-f32", "--ids", "[1]", "--logits", "some"], message: "Invalid --logits" },
-    { args: ["dump", "--model", "test/fixtures/gpt2-tiny-f32", "--ids", "[1]", "--attn-layer", "2"], message: "Invalid --attn-layer 2" },
+    { args: ["dump", "--model", "test/fixtures/gpt2-tiny-f32", "--ids", "[1]", "--attn-layer", "2"], message: "Invalid attention layer 2 (--attn-layer)" },
     { args: ["dump", "--model", "test/fixtures/no-such-dir", "--ids", "[1]"], message: "no-such-dir" },
   ];
   for (const c of cases) {

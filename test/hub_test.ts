@@ -15,8 +15,8 @@ import { assert, assertEquals, assertThrows, test } from "./_harness.ts";
 import {
   defaultCacheDir,
   DownloadError,
-  type DownloadProgress,
   downloadModel,
+  type DownloadProgress,
   parseHubUrl,
   repoCacheDir,
   validateRepoName,
@@ -49,7 +49,7 @@ function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-/** What the server knows about one request, for overrides. */
+/** What the server received in one request, for overrides. */
 interface RequestInfo {
   path: string;
   repo: string;
@@ -80,7 +80,7 @@ interface HubServer {
  */
 async function startHub(override?: Override): Promise<HubServer> {
   const requests: string[] = [];
-  const held = new Set<ServerResponse>();
+  const heldResponses = new Set<ServerResponse>();
   const seenCounts = new Map<string, number>();
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
@@ -94,7 +94,14 @@ async function startHub(override?: Override): Promise<HubServer> {
     const file = match?.[2] ?? "";
     const bytes = REPOS[repo]?.get(file);
     const rangeMatch = typeof rangeHeader === "string" ? /^bytes=(\d+)-$/.exec(rangeHeader) : null;
-    const info: RequestInfo = { path, repo, file, bytes, rangeStart: rangeMatch ? Number(rangeMatch[1]) : undefined, seen };
+    const info: RequestInfo = {
+      path,
+      repo,
+      file,
+      bytes,
+      rangeStart: rangeMatch ? Number(rangeMatch[1]) : undefined,
+      seen,
+    };
     if (override?.(req, res, info)) return;
     serveFile(res, info);
   });
@@ -103,9 +110,9 @@ async function startHub(override?: Override): Promise<HubServer> {
   return {
     baseUrl: `http://127.0.0.1:${port}`,
     requests,
-    hold: (res) => held.add(res),
+    hold: (res) => heldResponses.add(res),
     async close() {
-      for (const res of held) res.destroy();
+      for (const res of heldResponses) res.destroy();
       (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       await new Promise<void>((done) => server.close(() => done()));
     },
@@ -192,13 +199,18 @@ function assertSameBytes(actual: Uint8Array, expected: Uint8Array, label: string
 test("hub download loads and matches directory", async () => {
   await withHub(undefined, async (hub, cacheDir) => {
     const events: ModelLoadProgress[] = [];
-    const fromHub = await logitsOf(loadModel(TINY_REPO, { baseUrl: hub.baseUrl, cacheDir, onProgress: (p) => events.push(p) }));
+    const fromHub = await logitsOf(
+      loadModel(TINY_REPO, { baseUrl: hub.baseUrl, cacheDir, onProgress: (p) => events.push(p) }),
+    );
     const fromDir = await logitsOf(loadModel(fixture("gpt2-tiny-f16")));
     assertEquals(fromHub.length, fromDir.length);
     assert(fromHub.every((v, i) => Object.is(v, fromDir[i])), "logits from the hub differ from the directory's");
 
     const dir = join(cacheDir, "test-org--tiny-f16", "main");
-    assertEquals(listFiles(cacheDir), ["test-org--tiny-f16/main/config.json", "test-org--tiny-f16/main/model.safetensors"]);
+    assertEquals(listFiles(cacheDir), [
+      "test-org--tiny-f16/main/config.json",
+      "test-org--tiny-f16/main/model.safetensors",
+    ]);
     assertSameBytes(new Uint8Array(readFileSync(join(dir, "model.safetensors"))), TINY_WEIGHTS, "cached weights");
     assertEquals(hub.requests, [
       "/test-org/tiny-f16/resolve/main/config.json -",
@@ -207,10 +219,18 @@ test("hub download loads and matches directory", async () => {
 
     const downloads = events.filter((e): e is DownloadProgress => e.phase === "download");
     const lastWeights = downloads.filter((e) => e.file === "model.safetensors").at(-1);
-    assertEquals(lastWeights, { phase: "download", file: "model.safetensors", loaded: TINY_WEIGHTS.length, total: TINY_WEIGHTS.length });
+    assertEquals(lastWeights, {
+      phase: "download",
+      file: "model.safetensors",
+      loaded: TINY_WEIGHTS.length,
+      total: TINY_WEIGHTS.length,
+    });
     assert(downloads.some((e) => e.file === "config.json"), "no progress for config.json");
     assert(events.some((e) => e.phase === "read" && e.file === "model.safetensors"), "no read progress");
-    assert(events.findIndex((e) => e.phase === "read") > events.findIndex((e) => e.phase === "download"), "read before download");
+    assert(
+      events.findIndex((e) => e.phase === "read") > events.findIndex((e) => e.phase === "download"),
+      "read before download",
+    );
 
     // A second load is served from the cache with no request.
     const again = await logitsOf(loadModel(TINY_REPO, { baseUrl: hub.baseUrl, cacheDir }));
@@ -242,7 +262,13 @@ test("hub 404 is a DownloadError", async () => {
     const error = await assertThrows(
       () => loadModel("test-org/missing", { baseUrl: hub.baseUrl, cacheDir }),
       DownloadError,
-      [`${hub.baseUrl}/test-org/missing/resolve/main/config.json`, "404", "not found", "repo name"],
+      [
+        "test-org/missing is not a local path",
+        `${hub.baseUrl}/test-org/missing/resolve/main/config.json`,
+        "404",
+        "not found",
+        "repo name",
+      ],
     );
     assertEquals((error as DownloadError).status, 404);
     assertEquals(error.name, "DownloadError");
@@ -262,6 +288,7 @@ test("hub without safetensors names the fix", async () => {
       DownloadError,
       ["neither model.safetensors nor model.safetensors.index.json", "pytorch_model.bin", "convert"],
     );
+    assert(!hub.requests.some((r) => r.includes("pytorch_model.bin")), "pytorch_model.bin was requested");
   });
 });
 
@@ -288,7 +315,8 @@ test("dropped download resumes with Range", async () => {
     const weightRequests = hub.requests.filter((r) => r.includes("model.safetensors"));
     assertEquals(weightRequests.length, 2, weightRequests.join("; "));
     const resumedAt = Number(/bytes=(\d+)-/.exec(weightRequests[1]!)?.[1]);
-    assert(resumedAt > 0 && resumedAt <= cut, `resumed at ${weightRequests[1]}, expected bytes=N- with 0 < N <= ${cut}`);
+    assert(resumedAt > 0, `resumed with ${weightRequests[1]}, expected bytes=N- with N > 0`);
+    assert(resumedAt <= cut, `resumed at byte ${resumedAt}, after the ${cut} bytes sent`);
     assertEquals(listFiles(dir), ["config.json", "model.safetensors"]);
   });
 });
@@ -305,7 +333,8 @@ test("dropped download resumes next call", async () => {
     const dir = repoCacheDir(TINY_REPO, "main", cacheDir);
     assert(!existsSync(join(dir, "model.safetensors")), "a partial download was renamed into place");
     const partSize = statSync(join(dir, "model.safetensors.part")).size;
-    assert(partSize > 0 && partSize < TINY_WEIGHTS.length, `part size ${partSize}`);
+    assert(partSize > 0, "the part file is empty");
+    assert(partSize < TINY_WEIGHTS.length, `part size ${partSize} is the whole file`);
 
     await downloadModel(TINY_REPO, options);
     assertEquals(hub.requests.at(-1), `/test-org/tiny-f16/resolve/main/model.safetensors bytes=${partSize}-`);
@@ -318,7 +347,7 @@ test("server ignoring Range restarts", async () => {
   const override: Override = (req, res, info) => {
     if (info.file !== "model.safetensors") return false;
     if (info.seen === 0) return dropFirstRequest(800_000)(req, res, info);
-    serveFile(res, { ...info, rangeStart: undefined }); // answers 200 with the whole file
+    serveFile(res, { ...info, rangeStart: undefined }); // returns 200 with the whole file
     return true;
   };
   await withHub(override, async (hub, cacheDir) => {
@@ -363,10 +392,14 @@ test("HTML page instead of file", async () => {
   ];
   for (const { label, override, includes } of cases) {
     await withHub(override, async (hub, cacheDir) => {
-      const error = await assertThrows(() => downloadModel(TINY_REPO, { baseUrl: hub.baseUrl, cacheDir }), DownloadError, [
-        hub.baseUrl,
-        ...includes,
-      ]);
+      const error = await assertThrows(
+        () => downloadModel(TINY_REPO, { baseUrl: hub.baseUrl, cacheDir }),
+        DownloadError,
+        [
+          hub.baseUrl,
+          ...includes,
+        ],
+      );
       assert(!(error as DownloadError).retryable, `${label}: an HTML page must not be retried`);
       const left = listFiles(cacheDir).filter((f) => !f.endsWith("config.json"));
       assertEquals(left.filter((f) => !f.endsWith(".part")), [], `${label}: files left in the cache`);
@@ -400,7 +433,10 @@ test("stalled server times out", async () => {
       label: "stall mid-body",
       override: (hub) => (_req, res, info) => {
         if (info.file !== "model.safetensors") return false;
-        res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(TINY_WEIGHTS.length) });
+        res.writeHead(200, {
+          "content-type": "application/octet-stream",
+          "content-length": String(TINY_WEIGHTS.length),
+        });
         res.write(TINY_WEIGHTS.subarray(0, 4096));
         hub().hold(res);
         return true;
@@ -493,7 +529,9 @@ test("offline mode uses the cache", async () => {
     await downloadModel(TINY_REPO, { baseUrl: hub.baseUrl, cacheDir });
     const before = hub.requests.length;
     const failingFetch = (() => Promise.reject(new Error("no network in offline mode"))) as typeof fetch;
-    const logits = await logitsOf(loadModel(TINY_REPO, { baseUrl: hub.baseUrl, cacheDir, offline: true, fetch: failingFetch }));
+    const logits = await logitsOf(
+      loadModel(TINY_REPO, { baseUrl: hub.baseUrl, cacheDir, offline: true, fetch: failingFetch }),
+    );
     assertEquals(logits.length, IDS.length * 50257);
 
     const saved = process.env["UNDERHOOD_OFFLINE"];
@@ -647,11 +685,13 @@ function fakeHuggingFace(cdnHost: string, calls: string[]): typeof fetch {
       );
     }
     if (url.hostname === "huggingface.co" && resolveMatch?.[1] === "config.json") {
-      return Promise.resolve(new Response(files.get("config.json")!, { status: 200, headers: { etag: '"1234abcd"' } }));
+      return Promise.resolve(
+        new Response(new Uint8Array(files.get("config.json")!), { status: 200, headers: { etag: '"1234abcd"' } }),
+      );
     }
     if (url.hostname === cdnHost) {
       return Promise.resolve(
-        new Response(TINY_WEIGHTS, {
+        new Response(new Uint8Array(TINY_WEIGHTS), {
           status: 200,
           headers: { "content-length": String(TINY_WEIGHTS.length), etag: `"${"0".repeat(64)}"` },
         }),
@@ -672,20 +712,32 @@ test("gpt2 from huggingface.co and its CDN", async () => {
       "https://huggingface.co/gpt2/resolve/main/model.safetensors",
       "https://cdn-lfs.huggingface.co/repos/ab/cd/blob",
     ]);
-    assertSameBytes(new Uint8Array(readFileSync(join(cacheDir, "gpt2", "main", "model.safetensors"))), TINY_WEIGHTS, "gpt2");
-
-    const evilCalls: string[] = [];
-    await assertThrows(
-      () => downloadModel("gpt2", { cacheDir: join(cacheDir, "other"), fetch: fakeHuggingFace("cdn.evil.example", evilCalls) }),
-      DownloadError,
-      ["cdn.evil.example is not an allowed host", "cdn-lfs.huggingface.co"],
+    assertSameBytes(
+      new Uint8Array(readFileSync(join(cacheDir, "gpt2", "main", "model.safetensors"))),
+      TINY_WEIGHTS,
+      "gpt2",
     );
-    assertEquals(evilCalls.length, 2);
+
+    for (const host of ["cdn-lfs-us-1.huggingface.co", "cas-bridge.xethub.hf.co", "us.aws.cdn.hf.co", "hf.co"]) {
+      const hostCalls: string[] = [];
+      await downloadModel("gpt2", { cacheDir: join(cacheDir, host), fetch: fakeHuggingFace(host, hostCalls) });
+      assertEquals(hostCalls.at(-1), `https://${host}/repos/ab/cd/blob`);
+    }
+
+    for (const host of ["cdn.evil.example", "hf.co.evil.example", "evilhf.co", "huggingface.co.evil.example"]) {
+      const evilCalls: string[] = [];
+      await assertThrows(
+        () => downloadModel("gpt2", { cacheDir: join(cacheDir, host), fetch: fakeHuggingFace(host, evilCalls) }),
+        DownloadError,
+        [`${host} is not an allowed host`, "*.hf.co"],
+      );
+      assertEquals(evilCalls.length, 2, `requests for ${host}: ${evilCalls.join(", ")}`);
+    }
 
     const allowed: string[] = [];
     await downloadModel("gpt2", {
       cacheDir: join(cacheDir, "allowed"),
-      allowedHosts: ["cdn.mirror.example"],
+      allowedHosts: ["*.mirror.example"],
       fetch: fakeHuggingFace("cdn.mirror.example", allowed),
     });
     assertEquals(allowed.at(-1), "https://cdn.mirror.example/repos/ab/cd/blob");
@@ -707,6 +759,8 @@ test("hub options are checked", async () => {
       [{ retries: 1.5 }, ["Invalid retries 1.5"]],
       [{ revision: "refs/pr/1" }, ["Invalid revision", '"/"']],
       [{ cacheDir: "" }, ["Invalid cacheDir"]],
+      [{ allowedHosts: ["https://cdn.example.com"] }, ["Invalid allowedHosts"]],
+      [{ allowedHosts: "cdn.example.com" }, ["Invalid allowedHosts"]],
     ];
     for (const [options, includes] of cases) {
       await assertThrows(() => downloadModel("gpt2", { cacheDir, ...options }), RangeError, includes);
@@ -771,7 +825,11 @@ test("short body and stale part", async () => {
       "/test-org/tiny-f16/resolve/main/config.json bytes=2400-",
       "/test-org/tiny-f16/resolve/main/config.json -",
     ]);
-    assertSameBytes(new Uint8Array(readFileSync(join(dir, "config.json"))), REPOS[TINY_REPO]!.get("config.json")!, "config");
+    assertSameBytes(
+      new Uint8Array(readFileSync(join(dir, "config.json"))),
+      REPOS[TINY_REPO]!.get("config.json")!,
+      "config",
+    );
     assertEquals(listFiles(dir), ["config.json", "model.safetensors"]);
   });
 });
