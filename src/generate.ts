@@ -21,8 +21,8 @@ export interface GenerateOptions extends SamplingOptions {
   stopAtEndOfText?: boolean;
   /** Hooks that fire on each step's new positions only. */
   hooks?: readonly Hook[];
-  /** Called after each new token. */
-  onToken?: (step: GenerationStep) => void;
+  /** Called after each new token; generation waits for a returned promise. */
+  onToken?: (step: GenerationStep) => void | Promise<void>;
 }
 
 /** One generated token. */
@@ -80,7 +80,10 @@ export async function generate(model: Model, prompt: TokenInput, options: Genera
   if (promptIds.length + maxNewTokens > nCtx) {
     throw new RangeError(
       `Cannot generate ${maxNewTokens} tokens after a ${promptIds.length}-token prompt: the model has ${nCtx} positions ` +
-        `(nCtx). Use maxNewTokens <= ${nCtx - promptIds.length} or a shorter prompt.`,
+        `(nCtx). ` +
+        (promptIds.length < nCtx
+          ? `Use maxNewTokens <= ${nCtx - promptIds.length} or a shorter prompt.`
+          : `Shorten the prompt to at most ${nCtx - 1} tokens.`),
     );
   }
   const stops = options.stop === undefined ? [] : typeof options.stop === "string" ? [options.stop] : [...options.stop];
@@ -92,6 +95,12 @@ export async function generate(model: Model, prompt: TokenInput, options: Genera
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
   const rng = createRng(seed);
   const stopAtEndOfText = options.stopAtEndOfText ?? true;
+  if (typeof stopAtEndOfText !== "boolean") {
+    throw new TypeError(`Invalid stopAtEndOfText ${JSON.stringify(stopAtEndOfText)}: expected true or false.`);
+  }
+  if (options.onToken !== undefined && typeof options.onToken !== "function") {
+    throw new TypeError(`Invalid onToken ${String(options.onToken)}: expected a function (step) => void.`);
+  }
 
   const ids: number[] = [];
   const steps: GenerationStep[] = [];
@@ -114,7 +123,10 @@ export async function generate(model: Model, prompt: TokenInput, options: Genera
       const record = { position, id, text: model.tokenText(id), prob };
       ids.push(id);
       steps.push(record);
-      options.onToken?.(record);
+      await options.onToken?.(record);
+
+      // Let timers and other tasks run between tokens, so a notebook or page stays responsive.
+      await yieldToEventLoop();
 
       if (stopAtEndOfText && id === ENDOFTEXT_ID) {
         stopReason = "endOfText";
@@ -137,4 +149,10 @@ export async function generate(model: Model, prompt: TokenInput, options: Genera
     stopReason,
     seed,
   });
+}
+
+/** Resolves on a later turn of the event loop (setImmediate where it exists, else setTimeout). */
+function yieldToEventLoop(): Promise<void> {
+  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+  return new Promise((resolve) => (immediate ? immediate(resolve) : setTimeout(resolve, 0)));
 }

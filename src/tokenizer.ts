@@ -182,9 +182,9 @@ export class Tokenizer {
    * @throws TypeError when `ids` is not an array or an id is not a number.
    * @throws RangeError when an id is not an integer in [0, 50257).
    */
-  decode(ids: readonly number[]): string {
-    if (!Array.isArray(ids)) {
-      throw new TypeError(`Cannot decode ${describe(ids)}: expected an array of token ids.`);
+  decode(ids: readonly number[] | Int32Array): string {
+    if (!Array.isArray(ids) && !(ids instanceof Int32Array)) {
+      throw new TypeError(`Cannot decode ${describe(ids)}: expected an array or Int32Array of token ids.`);
     }
 
     let byteLength = 0;
