@@ -109,3 +109,6 @@ export {
 } from "./src/analysis/inspect_generate.ts";
 export { detectHeads, type HeadDetectorOptions, type HeadScores, previousTokenScores } from "./src/analysis/head_detectors.ts";
 export type { TokenRef } from "./src/analysis/_common.ts";
+
+// Display: rich output in notebooks (plotly figures with an SVG fallback) and text in terminals.
+export * from "./src/display/mod.ts";

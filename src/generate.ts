@@ -22,7 +22,7 @@ export interface GenerateOptions extends SamplingOptions {
   /** Hooks that fire on each step's new positions only. */
   hooks?: readonly Hook[];
   /** Called after each new token; generation waits for a returned promise. */
-  onToken?: (step: GenerationStep) => void | Promise<void>;
+  onToken?: (step: GenerationStep) => unknown;
 }
 
 /** One generated token. */

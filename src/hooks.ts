@@ -172,12 +172,12 @@ export class ActivationCache {
     return [...this.#tensors].map(([name, t]) => ({ name, shape: t.shape.slice() }));
   }
 
-  /** The MIME bundle Deno's Jupyter kernel shows: a table of hook names and shapes. */
+  /** Returns the MIME bundle Deno's Jupyter kernel shows: a table of hook names and shapes. */
   [JUPYTER_DISPLAY](): MimeBundle {
     return activationCacheBundle(this);
   }
 
-  /** The text util.inspect shows in a terminal: hook names and shapes. */
+  /** Returns the text util.inspect shows in a terminal: hook names and shapes. */
   [INSPECT_CUSTOM](_depth: number, options?: { colors?: boolean }): string {
     return activationCacheText(this, { colors: Boolean(options?.colors) });
   }

@@ -3,6 +3,24 @@
  * done with it. Shapes have no batch axis.
  */
 import type * as tf from "@tensorflow/tfjs-core";
+import { INSPECT_CUSTOM, JUPYTER_DISPLAY, type MimeBundle } from "./display/figure.ts";
+import {
+  attentionResultBundle,
+  attentionResultText,
+  embedResultBundle,
+  embedResultText,
+  layerNormResultBundle,
+  layerNormResultText,
+  mlpResultBundle,
+  mlpResultText,
+  unembedResultBundle,
+  unembedResultText,
+} from "./display/results.ts";
+
+/** The options util.inspect passes to a custom inspect method (Node, Deno and Bun). */
+interface InspectOptions {
+  colors?: boolean;
+}
 
 /** Frees every tensor among the own properties of `obj` (one level deep). */
 function disposeTensors(obj: object): void {
@@ -26,6 +44,16 @@ export class EmbedResult {
     readonly residual: tf.Tensor2D,
   ) {}
 
+  /** Returns the MIME bundle Deno's Jupyter kernel shows: the residual as a heatmap. */
+  [JUPYTER_DISPLAY](): MimeBundle {
+    return embedResultBundle(this);
+  }
+
+  /** Returns the text util.inspect shows in a terminal. */
+  [INSPECT_CUSTOM](_depth: number, options?: InspectOptions): string {
+    return embedResultText(this, { colors: Boolean(options?.colors) });
+  }
+
   /** Frees the tensors. */
   dispose(): void {
     disposeTensors(this);
@@ -40,6 +68,16 @@ export class LayerNormResult {
     /** (x - mean) / scale * w + b `[pos, dModel]` (hook_normalized). */
     readonly normalized: tf.Tensor2D,
   ) {}
+
+  /** Returns the MIME bundle Deno's Jupyter kernel shows: the normalized vectors as a heatmap. */
+  [JUPYTER_DISPLAY](): MimeBundle {
+    return layerNormResultBundle(this);
+  }
+
+  /** Returns the text util.inspect shows in a terminal. */
+  [INSPECT_CUSTOM](_depth: number, options?: InspectOptions): string {
+    return layerNormResultText(this, { colors: Boolean(options?.colors) });
+  }
 
   /** Frees the tensors. */
   dispose(): void {
@@ -73,6 +111,16 @@ export class AttentionResult {
     readonly residOut: tf.Tensor2D,
   ) {}
 
+  /** Returns the MIME bundle Deno's Jupyter kernel shows: every head's pattern. */
+  [JUPYTER_DISPLAY](): MimeBundle {
+    return attentionResultBundle(this);
+  }
+
+  /** Returns the text util.inspect shows in a terminal. */
+  [INSPECT_CUSTOM](_depth: number, options?: InspectOptions): string {
+    return attentionResultText(this, { colors: Boolean(options?.colors) });
+  }
+
   /** Frees the tensors. */
   dispose(): void {
     this.ln1.dispose();
@@ -95,6 +143,16 @@ export class MlpResult {
     /** The input residual plus `out` `[pos, dModel]` (hook_resid_post). */
     readonly residOut: tf.Tensor2D,
   ) {}
+
+  /** Returns the MIME bundle Deno's Jupyter kernel shows: the most active neurons. */
+  [JUPYTER_DISPLAY](): MimeBundle {
+    return mlpResultBundle(this);
+  }
+
+  /** Returns the text util.inspect shows in a terminal. */
+  [INSPECT_CUSTOM](_depth: number, options?: InspectOptions): string {
+    return mlpResultText(this, { colors: Boolean(options?.colors) });
+  }
 
   /** Frees the tensors. */
   dispose(): void {
@@ -140,6 +198,16 @@ export class UnembedResult {
     const all = this.logits.dataSync();
     const logits = all.subarray(row * dVocab, (row + 1) * dVocab);
     return topKOfRow(logits, Math.min(k, dVocab), this.tokenText);
+  }
+
+  /** Returns the MIME bundle Deno's Jupyter kernel shows: the top-10 next tokens. */
+  [JUPYTER_DISPLAY](): MimeBundle {
+    return unembedResultBundle(this);
+  }
+
+  /** Returns the text util.inspect shows in a terminal. */
+  [INSPECT_CUSTOM](_depth: number, options?: InspectOptions): string {
+    return unembedResultText(this, { colors: Boolean(options?.colors) });
   }
 
   /** Frees the tensors. */

@@ -51,3 +51,11 @@ export function escapeXml(text: string): string {
     .replace(/"/g, "&quot;")
     .replace(/'/g, "&#39;");
 }
+
+/**
+ * Escapes text for plotly, which reads labels, hover text and titles as a small subset of
+ * HTML: a token such as "<|endoftext|>" would otherwise be taken for a tag.
+ */
+export function plotlyText(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}

@@ -8,6 +8,9 @@ import { escapeXml, formatNumber } from "./labels.ts";
 
 const FONT = "font-family=\"Helvetica,Arial,sans-serif\"";
 const MONO = "font-family=\"Menlo,Consolas,'DejaVu Sans Mono',monospace\"";
+/** The fill of heatmap cells without a finite value, such as masked attention. */
+export const MISSING_FILL = "#f0f0f0";
+
 /** Approximate width of one character of the 11 px label font, in pixels. */
 const CHAR_WIDTH = 6.5;
 
@@ -27,7 +30,7 @@ function svgDocument(width: number, height: number, body: string[]): string {
   );
 }
 
-/** A colour bar: a vertical gradient with its minimum, middle and maximum labelled. */
+/** Draws a colour bar: a vertical gradient with its minimum, middle and maximum labelled. */
 function colorbar(
   x: number,
   y: number,
@@ -114,14 +117,17 @@ export function svgHeatmapGrid(input: SvgHeatmapGridInput): string {
     const py = top + Math.floor(index / columns) * (panelHeight + gapY);
     if (panel.subtitle) body.push(text(px + panelWidth / 2, py - 5, panel.subtitle, `text-anchor="middle" font-size="12"`));
 
+    // Missing values (masked attention, NaN) show the panel's light grey background.
+    body.push(`<g class="panel">`);
+    body.push(`<rect x="${round(px)}" y="${round(py)}" width="${round(panelWidth)}" height="${round(panelHeight)}" fill="${MISSING_FILL}"/>`);
     for (let r = 0; r < nRows; r++) {
       const row = panel.z[r]!;
       for (let c = 0; c < nCols; c++) {
         const v = row[c]!;
+        if (!Number.isFinite(v)) continue;
         const x = px + c * cellWidth;
         const y = py + r * cellHeight;
-        // Missing values (masked attention, NaN) are left as a light grey cell.
-        const fill = Number.isFinite(v) ? colorAt(scale, range > 0 ? (v - zmin) / range : 0.5) : "#eeeeee";
+        const fill = colorAt(scale, range > 0 ? (v - zmin) / range : 0.5);
         body.push(`<rect x="${round(x)}" y="${round(y)}" width="${round(cellWidth)}" height="${round(cellHeight)}" fill="${fill}"/>`);
         const cell = panel.text?.[r]?.[c];
         if (cell) {
@@ -131,6 +137,7 @@ export function svgHeatmapGrid(input: SvgHeatmapGridInput): string {
         }
       }
     }
+    body.push(`</g>`);
     body.push(`<rect x="${round(px)}" y="${round(py)}" width="${round(panelWidth)}" height="${round(panelHeight)}" fill="none" stroke="#bbb" stroke-width="0.5"/>`);
 
     // Row labels on the first column of panels, column labels under the last row of panels.
@@ -294,9 +301,11 @@ export interface SvgChipsInput {
 /** Draws token chips at positions computed by the caller (see chipLayout in plots.ts). */
 export function svgChips(input: SvgChipsInput): string {
   const body: string[] = [];
-  const top = input.title ? 30 : 0;
-  if (input.title) body.push(text(8, 20, input.title, `font-size="14" font-weight="bold"`));
-  for (const chip of input.chips) {
+  const left = 8;
+  const top = input.title ? 30 : 8;
+  if (input.title) body.push(text(left, 20, input.title, `font-size="14" font-weight="bold"`));
+  for (const placed of input.chips) {
+    const chip = { ...placed, x: placed.x + left };
     const y = top + chip.y;
     body.push(
       `<rect x="${round(chip.x)}" y="${round(y)}" width="${round(chip.width)}" height="${round(chip.height)}" rx="4" ` +
@@ -309,11 +318,11 @@ export function svgChips(input: SvgChipsInput): string {
       body.push(text(chip.x + chip.width / 2, y + chip.height - 4, chip.caption, `text-anchor="middle" font-size="9" fill="${color}"`));
     }
   }
-  let width = input.width;
+  let width = left + input.width + 8;
   if (input.colorbar) {
     const { scale, min, max, title } = input.colorbar;
-    body.push(...colorbar(input.width + 10, top + 14, Math.max(60, input.height - 20), scale, min, max, title));
+    body.push(...colorbar(left + input.width + 10, top + 14, Math.max(60, input.height - 20), scale, min, max, title));
     width += 70;
   }
-  return svgDocument(width, input.height + top + 6, body);
+  return svgDocument(width, input.height + top + 8, body);
 }
