@@ -384,6 +384,7 @@ export class Model {
     hooks: readonly Hook[] = [],
   ): { logits: tf.Tensor2D; cache: KVCache } {
     const checked = this.toTokens(ids);
+    if (past !== undefined) this.#checkKVCache(past);
     this.#checkPositions(past?.length ?? 0, checked.length);
     const resolved = this.#resolveHooks(hooks);
     const needResult = resolved.some((h) => [...h.names].some((n) => n.endsWith("attn.hook_result")));
@@ -510,6 +511,31 @@ export class Model {
       const ln = layerNorm(x, weights.w, weights.b, this.config.layerNormEps);
       return new LayerNormResult(ln.scale, ln.normalized) as unknown as tf.TensorContainer;
     }) as unknown as LayerNormResult;
+  }
+
+  /** Checks that a KV cache fits this model and still holds its tensors. */
+  #checkKVCache(past: KVCache): void {
+    const { nLayers, nHeads, dHead } = this.config;
+    if (!(past instanceof KVCache)) {
+      throw new TypeError(`Invalid KV cache ${describe(past)}: pass the cache returned by forwardIncremental.`);
+    }
+    if (past.layers.length !== nLayers) {
+      throw new TypeError(
+        `Invalid KV cache: it has ${past.layers.length} layers, this model has ${nLayers}. ` +
+          `Pass a cache made by this model's forwardIncremental.`,
+      );
+    }
+    for (const [layer, { k, v }] of past.layers.entries()) {
+      if (k.isDisposed || v.isDisposed) {
+        throw new TypeError(`Invalid KV cache: layer ${layer} has been disposed. Keep the cache until the next step.`);
+      }
+      if (k.shape[1] !== nHeads || k.shape[2] !== dHead || v.shape.join() !== k.shape.join()) {
+        throw new TypeError(
+          `Invalid KV cache: layer ${layer} has keys [${k.shape.join(", ")}] and values [${v.shape.join(", ")}], ` +
+            `expected [pos, ${nHeads}, ${dHead}] for both.`,
+        );
+      }
+    }
   }
 
   #block(layer: number, what: string): BlockTensors {

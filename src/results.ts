@@ -221,7 +221,16 @@ export class UnembedResult {
 /** Returns the top `k` entries of one logit row with probabilities (float64 softmax). */
 export function topKOfRow(logits: ArrayLike<number>, k: number, tokenText: (id: number) => string): TopToken[] {
   let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
+  for (let i = 0; i < logits.length; i++) {
+    const value = logits[i]!;
+    if (Number.isNaN(value) || value === Infinity) {
+      throw new RangeError(
+        `Cannot rank the logits: found ${value} at id ${i}. Check the input residual and any hooks for overflow.`,
+      );
+    }
+    if (value > max) max = value;
+  }
+  if (max === -Infinity) throw new RangeError("Cannot rank the logits: every logit is -Infinity.");
   let sum = 0;
   for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
 

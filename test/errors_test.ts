@@ -289,3 +289,25 @@ test("disposed model says to reload", async () => {
   }
   assert(failures.length === 0, `calls on a disposed model without the disposed message:\n${failures.join("\n")}`);
 });
+
+test("topK rejects NaN logits", async () => {
+  const { topKOfRow } = await import("../src/results.ts");
+  await assertThrows(() => topKOfRow([0.5, NaN, 1], 2, String), RangeError, ["NaN", "id 1"]);
+  await assertThrows(() => topKOfRow([-Infinity, -Infinity], 1, String), RangeError, "-Infinity");
+});
+
+test("forwardIncremental rejects a bad cache", async () => {
+  const { KVCache } = await import("../src/model.ts");
+  const model = await loadModel(fixture("gpt2-tiny-f32"));
+  const before = tf.memory().numTensors;
+  try {
+    const first = model.forwardIncremental(Int32Array.of(1, 2), undefined);
+    first.logits.dispose();
+    first.cache.dispose();
+    await assertThrows(() => model.forwardIncremental(Int32Array.of(3), first.cache), TypeError, "disposed");
+    await assertThrows(() => model.forwardIncremental(Int32Array.of(3), new KVCache([])), TypeError, "0 layers");
+    assert(tf.memory().numTensors === before, "tensors leaked by rejected calls");
+  } finally {
+    model.dispose();
+  }
+});
