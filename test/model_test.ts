@@ -312,3 +312,24 @@ test("embed offset shifts positions", async () => {
     }
   });
 });
+
+test("layer norm of huge rows stays finite", async () => {
+  const { layerNorm } = await import("../src/stages/layer_norm.ts");
+  const dModel = 4;
+  const w = tf.ones([dModel]) as tf.Tensor1D;
+  const b = tf.zeros([dModel]) as tf.Tensor1D;
+  const rows = [[1, 2, 3, 4], [1e20, -1e20, 3e20, 0], [1e37, 2e37, -3e37, 0]];
+  const x = tf.tensor2d(rows);
+  const out = layerNorm(x, w, b, 1e-5);
+  const normalized = (await out.normalized.array()) as number[][];
+  // Layer norm ignores the row's scale (eps is negligible at these magnitudes), so each huge
+  // row normalizes like the same row divided by its largest value.
+  for (const [i, row] of rows.entries()) {
+    const max = Math.max(...row.map(Math.abs));
+    const mean = row.reduce((a, v) => a + v / max, 0) / dModel;
+    const variance = row.reduce((a, v) => a + (v / max - mean) ** 2, 0) / dModel;
+    const expected = row.map((v) => (v / max - mean) / Math.sqrt(variance + (i === 0 ? 1e-5 / max ** 2 : 0)));
+    assertClose(normalized[i]!, expected, { atol: 1e-4, label: `row ${i}` });
+  }
+  for (const t of [w, b, x, out.scale, out.normalized]) t.dispose();
+});

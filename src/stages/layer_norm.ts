@@ -4,6 +4,9 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 
+/** Rows whose centered values exceed this magnitude are rescaled before squaring. */
+const LARGE_ROW = 2 ** 40;
+
 /** The parts of a layer norm that TransformerLens hooks. */
 export interface LayerNormOutput {
   /** sqrt(var + eps) per position `[pos, 1]`: hook_scale. */
@@ -32,8 +35,14 @@ export function layerNorm(
     // Center, then divide by the root of the biased variance.
     const mean = tf.mean(x, -1, true); // [pos, dModel] -> [pos, 1]
     const centered = tf.sub(x, mean); // [pos, dModel]
-    const variance = tf.mean(tf.square(centered), -1, true); // [pos, dModel] -> [pos, 1]
-    const scale = hook("hook_scale", tf.sqrt(tf.add(variance, eps))) as tf.Tensor2D; // [pos, 1]
+
+    // Squares overflow float32 once |x| passes about 1.8e19, so rows beyond 2^40 are divided by
+    // their largest magnitude before squaring. Other rows are divided by exactly 1, which
+    // leaves their results bit for bit unchanged.
+    const maxAbs = tf.max(tf.abs(centered), -1, true); // [pos, dModel] -> [pos, 1]
+    const rowScale = tf.where(tf.greater(maxAbs, LARGE_ROW), maxAbs, tf.onesLike(maxAbs)); // [pos, 1]
+    const variance = tf.mean(tf.square(tf.div(centered, rowScale)), -1, true); // [pos, dModel] -> [pos, 1]
+    const scale = hook("hook_scale", tf.mul(tf.sqrt(tf.add(variance, eps)), rowScale)) as tf.Tensor2D; // [pos, 1]
 
     const normalized = hook(
       "hook_normalized",
