@@ -7,14 +7,33 @@ import * as tf from "@tensorflow/tfjs-core";
 // which the Node build of tfjs-core alone lacks. It costs about 0.45 s of import time on Node.
 import "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-cpu";
-import "@tensorflow/tfjs-backend-wasm";
+import { version_wasm } from "@tensorflow/tfjs-backend-wasm";
+import { startThreadedWasm } from "./_wasm_threads.ts";
 
 /** A tfjs backend name that underhood supports. */
 export type BackendName = "wasm" | "cpu" | "webgl";
 
+/** Options for {@link setBackend}. */
+export interface BackendOptions {
+  /** Fall back to cpu when the backend cannot start. Default: true for wasm, false otherwise. */
+  fallback?: boolean;
+  /**
+   * Threads for the wasm backend, an integer from 1 to 8 (default 1). More than 1 starts
+   * tfjs-backend-wasm's multithreaded build through a loader shim, because tfjs 4.22 runs wasm on
+   * one thread outside browsers. Experimental and off by default: see bench/ and BENCHMARKS.md
+   * for what it gains. It must be chosen before the wasm backend first starts in the process.
+   */
+  threads?: number;
+}
+
+/** The most threads the shim can start: tfjs-backend-wasm 4.22 creates a pool of 8 workers. */
+const MAX_WASM_THREADS = 8;
+
 const SUPPORTED: readonly BackendName[] = ["wasm", "cpu", "webgl"];
 
 let initialised = false;
+/** Threads the wasm backend started with, once it has started. */
+let wasmThreads: number | undefined;
 
 function configureEnvironment(): void {
   if (initialised) return;
@@ -30,7 +49,11 @@ function configureEnvironment(): void {
  * @param name `"wasm"` (default), `"cpu"`, or `"webgl"` (browsers only; register
  *   `@tensorflow/tfjs-backend-webgl` first).
  * @param options.fallback When true (default for wasm), falls back to cpu if wasm cannot start.
+ * @param options.threads Threads for wasm (experimental, default 1); see {@link BackendOptions}.
  * @returns The backend actually in use.
+ * @throws {RangeError} For an unknown backend or an invalid thread count.
+ * @throws {Error} When wasm already runs with another thread count, or the backend cannot start
+ *   and there is no fallback.
  * @example
  * ```ts
  * import { setBackend } from "./mod.ts";
@@ -39,11 +62,21 @@ function configureEnvironment(): void {
  */
 export async function setBackend(
   name: BackendName = "wasm",
-  { fallback = name === "wasm" }: { fallback?: boolean } = {},
+  { fallback = name === "wasm", threads }: BackendOptions = {},
 ): Promise<BackendName> {
   if (!SUPPORTED.includes(name)) {
     throw new RangeError(
       `Cannot select backend "${name}": expected one of ${SUPPORTED.map((s) => `"${s}"`).join(", ")}`,
+    );
+  }
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > MAX_WASM_THREADS)) {
+    throw new RangeError(`Invalid threads ${threads}: expected an integer from 1 to ${MAX_WASM_THREADS}.`);
+  }
+  const threaded = name === "wasm" && threads !== undefined && threads > 1;
+  if (name === "wasm" && wasmThreads !== undefined && threads !== undefined && threads !== wasmThreads) {
+    throw new Error(
+      `Cannot switch the wasm backend to ${threads} thread(s): it already runs with ${wasmThreads} in this process. ` +
+        `Choose the thread count at the first setBackend("wasm") call.`,
     );
   }
   configureEnvironment();
@@ -51,8 +84,14 @@ export async function setBackend(
   let reason: unknown;
   const listenersBefore = processListeners();
   try {
-    ok = await tf.setBackend(name);
-    if (ok) await tf.ready();
+    if (threaded && wasmThreads === undefined) {
+      wasmThreads = await startThreadedWasm(threads, version_wasm);
+      ok = true;
+    } else {
+      ok = await tf.setBackend(name);
+      if (ok) await tf.ready();
+    }
+    if (ok && name === "wasm") wasmThreads ??= 1;
   } catch (error) {
     reason = error;
     ok = false;
@@ -71,6 +110,11 @@ export async function setBackend(
     );
   }
   return name;
+}
+
+/** Returns the threads the wasm backend runs with, or undefined before it has started. */
+export function wasmThreadCount(): number | undefined {
+  return wasmThreads;
 }
 
 /** Returns the name of the tfjs backend in use, starting the default (wasm) if none is. */

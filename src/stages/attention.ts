@@ -110,7 +110,8 @@ export function attention(
     const kHeadsT = tf.transpose(kAll, [1, 2, 0]); // [keyPos, head, dHead] -> [head, dHead, keyPos]
     let divisor = options.scaleAttnWeights ? Math.sqrt(dHead) : 1;
     if (options.inverseLayerScale !== undefined) divisor *= options.inverseLayerScale;
-    let raw = tf.matMul(qHeads, kHeadsT); // [head, pos, keyPos]
+    const headwise = nPos >= HEADWISE_MIN_POSITIONS;
+    let raw = headwise ? headwiseMatMul(qHeads, kHeadsT) : tf.matMul(qHeads, kHeadsT); // [head, pos, keyPos]
     if (divisor !== 1) raw = tf.div(raw, divisor);
 
     // Mask keys after each query: query i sits at position pastPos + i.
@@ -119,15 +120,16 @@ export function attention(
 
     // Mix the values with the pattern.
     const vHeads = tf.transpose(vAll, [1, 0, 2]); // [keyPos, head, dHead] -> [head, keyPos, dHead]
-    const zHeads = tf.matMul(pattern, vHeads); // [head, pos, dHead]
+    const zHeads = headwise ? headwiseMatMul(pattern, vHeads) : tf.matMul(pattern, vHeads); // [head, pos, dHead]
     const z = hook("hook_z", tf.transpose(zHeads, [1, 0, 2])) as tf.Tensor3D; // [head, pos, dHead] -> [pos, head, dHead]
 
     // Project back to the residual stream.
     let out: tf.Tensor2D;
     let result: tf.Tensor3D | undefined;
     if (options.computeResult) {
-      const W_O_heads = tf.reshape(weights.W_O, [nHeads, dHead, dModel]); // [dModel, dModel] -> [head, dHead, dModel]
-      const perHead = tf.matMul(tf.transpose(z, [1, 0, 2]), W_O_heads); // [head, pos, dHead] @ [head, dHead, dModel] -> [head, pos, dModel]
+      const W_O_heads = tf.reshape(weights.W_O, [nHeads, dHead, dModel]) as tf.Tensor3D; // [dModel, dModel] -> [head, dHead, dModel]
+      const zByHead = tf.transpose(z, [1, 0, 2]) as tf.Tensor3D; // [pos, head, dHead] -> [head, pos, dHead]
+      const perHead = headwise ? headwiseMatMul(zByHead, W_O_heads) : tf.matMul(zByHead, W_O_heads); // [head, pos, dModel]
       result = hook("hook_result", tf.transpose(perHead, [1, 0, 2])) as tf.Tensor3D; // -> [pos, head, dModel]
       out = tf.add(tf.sum(result, 1), weights.b_O) as tf.Tensor2D; // [pos, head, dModel] -> [pos, dModel]
     } else {
@@ -138,6 +140,33 @@ export function attention(
     if (result) output.result = result;
     return output as unknown as tf.TensorContainer;
   }) as unknown as AttentionOutput;
+}
+
+/**
+ * The number of new positions from which attention multiplies head by head with 2-D matmuls.
+ * tfjs-backend-wasm 4.22 sends a matmul to XNNPACK only when it is unbatched and untransposed,
+ * and runs every batched one in a scalar loop. For one new position (decoding with a KV cache)
+ * the batched products are small, and one call beats one XNNPACK operator per head.
+ */
+const HEADWISE_MIN_POSITIONS = 2;
+
+/** Multiplies `a[h] @ b[h]` for each head h with 2-D matmuls: `[head, m, k] @ [head, k, n] -> [head, m, n]`. */
+function headwiseMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  const aHeads = splitHeads(a); // [head, m, k] -> head x [m, k]
+  const bHeads = splitHeads(b); // [head, k, n] -> head x [k, n]
+  return tf.stack(aHeads.map((aHead, h) => tf.matMul(aHead, bHeads[h]!))) as tf.Tensor3D; // -> [head, m, n]
+}
+
+/**
+ * Splits `[head, m, n]` into one `[m, n]` tensor per head. It reads the values once and uploads
+ * each head's block, because tfjs-backend-wasm 4.22 reads the whole input for every slice of a
+ * contiguous block, so `tf.unstack` would copy heads x the input (57 ms for GPT-2 small's
+ * `[12, 512, 512]` pattern against about 3 ms this way, measured by bench/profile.ts).
+ */
+function splitHeads(x: tf.Tensor3D): tf.Tensor2D[] {
+  const [heads, m, n] = x.shape;
+  const values = x.dataSync() as Float32Array;
+  return Array.from({ length: heads }, (_, h) => tf.tensor2d(values.subarray(h * m * n, (h + 1) * m * n), [m, n]));
 }
 
 /** An additive mask `[pos, keyPos]`: 0 where query i may see key j (j <= pastPos + i), else -Infinity. */
