@@ -57,3 +57,4 @@ export {
 export { tensorFigure, type TensorFigureOptions } from "./results.ts";
 export { type DisplayTarget, displayTarget, show, toMimeBundle, toText } from "./show.ts";
 export type { TextOptions } from "./terminal.ts";
+export * from "./analysis.ts";
