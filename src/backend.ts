@@ -35,34 +35,38 @@ let initialised = false;
 /** Threads the wasm backend started with, once it has started. */
 let wasmThreads: number | undefined;
 
+/** Whether the user picked a backend through setBackend (then ensureBackend keeps it). */
+let chosenExplicitly = false;
+
 function configureEnvironment(): void {
   if (initialised) return;
   initialised = true;
   // The cpu backend prints a "use tfjs-node" banner on first use in Node unless PROD is set.
   // PROD also turns off tfjs's per-op debug checks, which underhood does not use.
   tf.env().set("PROD", true);
+  lowerWasmPriority();
 }
 
 /**
- * Selects the tfjs backend and waits until it is ready.
- *
- * @param name `"wasm"` (default), `"cpu"`, or `"webgl"` (browsers only; register
- *   `@tensorflow/tfjs-backend-webgl` first).
- * @param options.fallback When true (default for wasm), falls back to cpu if wasm cannot start.
- * @param options.threads Threads for wasm (experimental, default 1); see {@link BackendOptions}.
- * @returns The backend actually in use.
- * @throws {RangeError} For an unknown backend or an invalid thread count.
- * @throws {Error} When wasm already runs with another thread count, or the backend cannot start
- *   and there is no fallback.
- * @example
- * ```ts
- * import { setBackend } from "./mod.ts";
- * const used = await setBackend("cpu"); // "cpu"
- * ```
+ * Re-registers wasm below cpu, so that a tfjs call made before any backend was set (such as
+ * tf.zeros() before loadModel()) starts cpu synchronously. tfjs would otherwise pick wasm,
+ * which cannot start synchronously, and the call fails. loadModel() still switches to wasm.
  */
-export async function setBackend(
-  name: BackendName = "wasm",
-  { fallback = name === "wasm", threads }: BackendOptions = {},
+function lowerWasmPriority(): void {
+  const factory = tf.findBackendFactory("wasm");
+  // tf.findBackend would start the backend, so look at the engine's registry instead.
+  const started = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry;
+  if (!factory || "wasm" in started) return;
+  tf.removeBackend("wasm");
+  tf.registerBackend("wasm", factory, 0);
+}
+
+// Run at import, before user code can make a tensor. This touches only tfjs's registry.
+configureEnvironment();
+
+async function selectBackend(
+  name: BackendName,
+  { fallback = name === "wasm", threads }: BackendOptions,
 ): Promise<BackendName> {
   if (!SUPPORTED.includes(name)) {
     throw new RangeError(
@@ -112,6 +116,29 @@ export async function setBackend(
   return name;
 }
 
+/**
+ * Selects the tfjs backend and waits until it is ready.
+ *
+ * @param name `"wasm"` (default), `"cpu"`, or `"webgl"` (browsers only; register
+ *   `@tensorflow/tfjs-backend-webgl` first).
+ * @param options.fallback When true (default for wasm), falls back to cpu if wasm cannot start.
+ * @param options.threads Threads for wasm (experimental, default 1); see {@link BackendOptions}.
+ * @returns The backend actually in use.
+ * @throws {RangeError} For an unknown backend or an invalid thread count.
+ * @throws {Error} When wasm already runs with another thread count, or the backend cannot start
+ *   and there is no fallback.
+ * @example
+ * ```ts
+ * import { setBackend } from "./mod.ts";
+ * const used = await setBackend("cpu"); // "cpu"
+ * ```
+ */
+export async function setBackend(name: BackendName = "wasm", options: BackendOptions = {}): Promise<BackendName> {
+  const used = await selectBackend(name, options);
+  chosenExplicitly = true;
+  return used;
+}
+
 /** Returns the threads the wasm backend runs with, or undefined before it has started. */
 export function wasmThreadCount(): number | undefined {
   return wasmThreads;
@@ -125,7 +152,7 @@ export function getBackend(): string {
 /** Makes sure a backend is ready, selecting the default (wasm, then cpu) if none was chosen. */
 export async function ensureBackend(): Promise<string> {
   configureEnvironment();
-  if (!backendChosen()) await setBackend("wasm");
+  if (!chosenExplicitly && (!backendChosen() || tf.getBackend() === "cpu")) await selectBackend("wasm", {});
   await tf.ready();
   return tf.getBackend();
 }
