@@ -5,7 +5,7 @@
  * 1e-6) of a boundary between two tokens.
  */
 import type { Hook, KVCache, Model, TokenInput } from "./model.ts";
-import { createRng, sampleFromLogits, type SamplingOptions, validateSamplingOptions } from "./sampling.ts";
+import { createRng, type Rng, sampleFromLogits, type SamplingOptions, validateSamplingOptions } from "./sampling.ts";
 import { ENDOFTEXT_ID } from "./tokenizer.ts";
 import { withGenerationDisplay } from "./display/results.ts";
 
@@ -67,6 +67,82 @@ export interface Generation {
  * ```
  */
 export async function generate(model: Model, prompt: TokenInput, options: GenerateOptions = {}): Promise<Generation> {
+  const plan = planGeneration(model, prompt, options);
+  const { sampling, maxNewTokens, promptIds, rng, seed } = plan;
+  if (options.onToken !== undefined && typeof options.onToken !== "function") {
+    throw new TypeError(`Invalid onToken ${String(options.onToken)}: expected a function (step) => void.`);
+  }
+
+  const ids: number[] = [];
+  const steps: GenerationStep[] = [];
+  let stopReason: Generation["stopReason"] = "maxNewTokens";
+  let cache: KVCache | undefined;
+  let input = promptIds;
+  try {
+    for (let step = 0; step < maxNewTokens; step++) {
+      // Run only the new positions; the cache holds the keys and values of the earlier ones.
+      const out = model.forwardIncremental(input, cache, options.hooks);
+      cache?.dispose();
+      cache = out.cache;
+      const [nPos, dVocab] = out.logits.shape;
+      const all = await out.logits.data();
+      out.logits.dispose();
+      const last = all.subarray((nPos - 1) * dVocab, nPos * dVocab);
+
+      const { id, prob } = sampleFromLogits(last, sampling, rng);
+      const position = promptIds.length + step;
+      const record = { position, id, text: model.tokenText(id), prob };
+      ids.push(id);
+      steps.push(record);
+      await options.onToken?.(record);
+
+      // Let timers and other tasks run between tokens, so a notebook or page stays responsive.
+      await yieldToEventLoop();
+
+      const stopped = stopReasonAfter(model, ids, plan);
+      if (stopped) {
+        stopReason = stopped;
+        break;
+      }
+      input = Int32Array.of(id);
+    }
+  } finally {
+    cache?.dispose();
+  }
+  return withGenerationDisplay({
+    promptIds: Array.from(promptIds),
+    ids,
+    steps,
+    text: model.tokenizer.decode(ids),
+    stopReason,
+    seed,
+  });
+}
+
+/** Resolves on a later turn of the event loop (setImmediate where it exists, else setTimeout). */
+function yieldToEventLoop(): Promise<void> {
+  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+  return new Promise((resolve) => (immediate ? immediate(resolve) : setTimeout(resolve, 0)));
+}
+
+/** Checked generation options: what `generate` and `inspectGeneration` share. */
+export interface GenerationPlan {
+  sampling: ReturnType<typeof validateSamplingOptions>;
+  maxNewTokens: number;
+  promptIds: Int32Array;
+  stops: string[];
+  stopAtEndOfText: boolean;
+  seed: number;
+  rng: Rng;
+}
+
+/**
+ * Checks generation options and the prompt, and seeds the sampler.
+ *
+ * @throws {RangeError} For invalid values, or a prompt plus maxNewTokens longer than nCtx.
+ * @throws {TypeError} For values of the wrong type.
+ */
+export function planGeneration(model: Model, prompt: TokenInput, options: GenerateOptions): GenerationPlan {
   const sampling = validateSamplingOptions(options);
   const maxNewTokens = options.maxNewTokens ?? 20;
   if (typeof maxNewTokens !== "number") {
@@ -98,61 +174,17 @@ export async function generate(model: Model, prompt: TokenInput, options: Genera
   if (typeof stopAtEndOfText !== "boolean") {
     throw new TypeError(`Invalid stopAtEndOfText ${JSON.stringify(stopAtEndOfText)}: expected true or false.`);
   }
-  if (options.onToken !== undefined && typeof options.onToken !== "function") {
-    throw new TypeError(`Invalid onToken ${String(options.onToken)}: expected a function (step) => void.`);
-  }
 
-  const ids: number[] = [];
-  const steps: GenerationStep[] = [];
-  let stopReason: Generation["stopReason"] = "maxNewTokens";
-  let cache: KVCache | undefined;
-  let input = promptIds;
-  try {
-    for (let step = 0; step < maxNewTokens; step++) {
-      // Run only the new positions; the cache holds the keys and values of the earlier ones.
-      const out = model.forwardIncremental(input, cache, options.hooks);
-      cache?.dispose();
-      cache = out.cache;
-      const [nPos, dVocab] = out.logits.shape;
-      const all = await out.logits.data();
-      out.logits.dispose();
-      const last = all.subarray((nPos - 1) * dVocab, nPos * dVocab);
-
-      const { id, prob } = sampleFromLogits(last, sampling, rng);
-      const position = promptIds.length + step;
-      const record = { position, id, text: model.tokenText(id), prob };
-      ids.push(id);
-      steps.push(record);
-      await options.onToken?.(record);
-
-      // Let timers and other tasks run between tokens, so a notebook or page stays responsive.
-      await yieldToEventLoop();
-
-      if (stopAtEndOfText && id === ENDOFTEXT_ID) {
-        stopReason = "endOfText";
-        break;
-      }
-      if (stops.length && stops.some((s) => model.tokenizer.decode(ids).includes(s))) {
-        stopReason = "stop";
-        break;
-      }
-      input = Int32Array.of(id);
-    }
-  } finally {
-    cache?.dispose();
-  }
-  return withGenerationDisplay({
-    promptIds: Array.from(promptIds),
-    ids,
-    steps,
-    text: model.tokenizer.decode(ids),
-    stopReason,
-    seed,
-  });
+  return { sampling, maxNewTokens, promptIds, stops, stopAtEndOfText, seed, rng };
 }
 
-/** Resolves on a later turn of the event loop (setImmediate where it exists, else setTimeout). */
-function yieldToEventLoop(): Promise<void> {
-  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
-  return new Promise((resolve) => (immediate ? immediate(resolve) : setTimeout(resolve, 0)));
+/** Returns why generation stops after the newest of `ids`, or undefined to go on. */
+export function stopReasonAfter(
+  model: Model,
+  ids: readonly number[],
+  plan: GenerationPlan,
+): "stop" | "endOfText" | undefined {
+  if (plan.stopAtEndOfText && ids[ids.length - 1] === ENDOFTEXT_ID) return "endOfText";
+  if (plan.stops.length && plan.stops.some((s) => model.tokenizer.decode(ids).includes(s))) return "stop";
+  return undefined;
 }

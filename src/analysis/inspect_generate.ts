@@ -4,10 +4,9 @@
  */
 import { ActivationCache, type HookName, type NamesFilter, resolveNames } from "../hooks.ts";
 import type { Hook, KVCache, Model, TokenInput } from "../model.ts";
-import type { GenerateOptions, Generation } from "../generate.ts";
+import { type GenerateOptions, type Generation, planGeneration, stopReasonAfter } from "../generate.ts";
 import { type TopToken, topKOfRow } from "../results.ts";
-import { createRng, sampleFromLogits, validateSamplingOptions } from "../sampling.ts";
-import { ENDOFTEXT_ID } from "../tokenizer.ts";
+import { sampleFromLogits } from "../sampling.ts";
 
 /** Options for `inspectGeneration`: those of `generate` (except `onToken`) and what to report. */
 export interface InspectGenerationOptions extends Omit<GenerateOptions, "onToken"> {
@@ -86,37 +85,17 @@ export function inspectGeneration(
   prompt: TokenInput,
   options: InspectGenerationOptions = {},
 ): InspectedGeneration {
-  const sampling = validateSamplingOptions(options);
-  const maxNewTokens = options.maxNewTokens ?? 20;
-  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) {
-    throw new RangeError(`Invalid maxNewTokens ${maxNewTokens}: expected a positive integer.`);
-  }
+  const plan = planGeneration(model, prompt, options);
+  const { sampling, maxNewTokens, promptIds, rng, seed } = plan;
   const reportTopK = options.reportTopK ?? 10;
   if (!Number.isInteger(reportTopK) || reportTopK < 1) {
     throw new RangeError(`Invalid reportTopK ${reportTopK}: expected a positive integer.`);
   }
-  const promptIds = model.toTokens(prompt);
-  const nCtx = model.config.nCtx;
-  if (promptIds.length + maxNewTokens > nCtx) {
-    throw new RangeError(
-      `Cannot generate ${maxNewTokens} tokens after a ${promptIds.length}-token prompt: the model has ${nCtx} positions ` +
-        `(nCtx). Use maxNewTokens <= ${nCtx - promptIds.length} or a shorter prompt.`,
-    );
-  }
-  let stops: string[] = [];
-  if (typeof options.stop === "string") stops = [options.stop];
-  else if (options.stop !== undefined) stops = [...options.stop];
-  for (const s of stops) {
-    if (typeof s !== "string" || s.length === 0) {
-      throw new RangeError(`Invalid stop string ${JSON.stringify(s)}: expected a non-empty string.`);
-    }
-  }
   const cacheNames = options.cache === undefined ? undefined : [...resolveNames(options.cache, model.hookNames())];
-  const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
-  const rng = createRng(seed);
+  // Check hook names now rather than at the first step.
+  for (const hook of options.hooks ?? []) resolveNames(hook.name, model.hookNames());
 
   async function* steps(): AsyncGenerator<InspectStep, InspectSummary, undefined> {
-    const stopAtEndOfText = options.stopAtEndOfText ?? true;
     const ids: number[] = [];
     let stopReason: Generation["stopReason"] = "maxNewTokens";
     const records: Generation["steps"] = [];
@@ -154,12 +133,9 @@ export function inspectGeneration(
         pending?.dispose();
         pending = undefined;
 
-        if (stopAtEndOfText && id === ENDOFTEXT_ID) {
-          stopReason = "endOfText";
-          break;
-        }
-        if (stops.length && stops.some((s) => model.tokenizer.decode(ids).includes(s))) {
-          stopReason = "stop";
+        const stopped = stopReasonAfter(model, ids, plan);
+        if (stopped) {
+          stopReason = stopped;
           break;
         }
         input = Int32Array.of(id);
