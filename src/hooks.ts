@@ -105,6 +105,13 @@ export function checkHookName(name: string, valid: readonly string[], validSet =
   throw new RangeError(`Unknown hook name "${name}". Did you mean ${nearest.join(", ")}?`);
 }
 
+/** Whether `name` has the form of a hook name, such as `blocks.3.attn.hook_pattern`. */
+function validHookNameShape(name: string): boolean {
+  const block = name.match(/^blocks\.\d+\.(.+)$/);
+  if (block) return BLOCK_HOOKS.includes(block[1]!);
+  return ["hook_embed", "hook_pos_embed", "ln_final.hook_scale", "ln_final.hook_normalized"].includes(name);
+}
+
 function editDistance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
@@ -143,6 +150,7 @@ export class ActivationCache {
     const tensor = this.#tensors.get(name);
     if (!tensor) {
       const names = [...this.#tensors.keys()];
+      if (!validHookNameShape(name)) checkHookName(name, names);
       throw new RangeError(
         `"${name}" is not in this cache, which holds ${names.length} activations` +
           (names.length ? ` (${names.slice(0, 4).join(", ")}${names.length > 4 ? ", …" : ""})` : "") +

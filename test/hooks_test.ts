@@ -417,3 +417,21 @@ test("stages accept cached residuals as arrays", async () => {
     }
   });
 });
+
+test("cache get suggests nearest name", async () => {
+  const { ActivationCache } = await import("../src/hooks.ts");
+  const cache = new ActivationCache();
+  const t = tf.zeros([2, 2]);
+  try {
+    cache.set("blocks.0.attn.hook_pattern", t);
+    await assertThrows(
+      () => cache.get("blocks.0.attn.hook_patern" as never),
+      RangeError,
+      ["Unknown hook name", "blocks.0.attn.hook_pattern"],
+    );
+    await assertThrows(() => cache.get("blocks.1.attn.hook_pattern"), RangeError, "names filter");
+  } finally {
+    t.dispose();
+    cache.dispose();
+  }
+});

@@ -3,7 +3,7 @@
  * global, and `model` is the default model, loaded.
  *
  *   node --import tsx --import ./scripts/notebooks/repl.ts
- *   npx bun --preload ./scripts/notebooks/repl.ts repl
+ *   npx bun --preload ./scripts/notebooks/repl.ts --interactive
  *   npx deno repl -A --eval-file=scripts/notebooks/repl_deno.js   (Deno cannot preload a module)
  */
 import * as underhood from "../../mod.ts";
@@ -11,4 +11,4 @@ import * as display from "../../src/display/mod.ts";
 
 const model = await underhood.loadModel();
 Object.assign(globalThis, underhood, display, { model });
-console.log(`underhood: ${model.info.source} loaded as \`model\`; try show(model.tokenizer.tokenize("To be, or not to be"))`);
+console.log(`underhood: ${model.info.source} loaded as \`model\`; try await show(model.tokenizer.tokenize("To be, or not to be"))`);
