@@ -8,6 +8,7 @@ import { type BackendName, setBackend } from "./backend.ts";
 import { loadModel } from "./load_model.ts";
 import { dumpParity } from "./dump.ts";
 import { runDemo } from "./demo.ts";
+import { progressBar } from "./display/progress.ts";
 
 const HELP = `underhood: open up a GPT-2 and look at every stage.
 
@@ -121,7 +122,9 @@ async function dumpCommand(args: string[]): Promise<number> {
   const backend = parseBackend(values.backend);
   if (backend) await setBackend(backend, { fallback: false });
 
-  const model = await loadModel(values.model);
+  const bar = progressBar(process.stderr);
+  const model = await loadModel(values.model, { onProgress: bar.onProgress });
+  bar.done();
   try {
     const dump = await dumpParity(model, {
       ids: ids as number[],

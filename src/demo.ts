@@ -7,6 +7,7 @@ import { getBackend } from "./backend.ts";
 import { loadModel } from "./load_model.ts";
 import { generate } from "./generate.ts";
 import type { HookName } from "./hooks.ts";
+import { progressBar } from "./display/progress.ts";
 
 /** Options for `runDemo`. */
 export interface DemoOptions {
@@ -33,7 +34,9 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   const out = options.write;
   const prompt = options.prompt ?? DEFAULT_PROMPT;
   const started = performance.now();
-  const model = await loadModel(options.modelDir);
+  const bar = progressBar(process.stderr);
+  const model = await loadModel(options.modelDir, { onProgress: bar.onProgress });
+  bar.done();
   try {
     const { nLayers, nHeads, dModel, nCtx, dVocab } = model.config;
     out(`model: ${model.info.source}  (${nLayers} layers, ${nHeads} heads, dModel ${dModel}, nCtx ${nCtx}, ` +

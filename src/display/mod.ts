@@ -58,3 +58,4 @@ export { tensorFigure, type TensorFigureOptions } from "./results.ts";
 export { type DisplayTarget, displayTarget, show, toMimeBundle, toText } from "./show.ts";
 export type { TextOptions } from "./terminal.ts";
 export * from "./analysis.ts";
+export { type ByteProgress, formatProgress, progressBar, type ProgressStream } from "./progress.ts";

@@ -215,3 +215,21 @@ test("figure inspect uses colours when asked", () => {
   assert(!plain.includes("\x1b["), "plain");
   assert(coloured.includes("\x1b["), "coloured");
 });
+
+test("progress bar line and tty only", async () => {
+  const { formatProgress, progressBar } = await import("../../src/display/progress.ts");
+  assertEquals(
+    formatProgress({ phase: "read", file: "model.safetensors", loaded: 5e6, total: 10e6 }, 10),
+    "read model.safetensors [#####.....]  50% 5.0/10.0 MB",
+  );
+  assertEquals(formatProgress({ phase: "download", file: "config.json", loaded: 2e6 }), "download config.json 2.0 MB");
+  const written: string[] = [];
+  const pipe = progressBar({ write: (t: string) => written.push(t), isTTY: false });
+  pipe.onProgress({ file: "a", loaded: 1, total: 1 });
+  pipe.done();
+  assertEquals(written.length, 0, "writes to a pipe");
+  const tty = progressBar({ write: (t: string) => written.push(t), isTTY: true });
+  tty.onProgress({ file: "a", loaded: 1, total: 1 });
+  tty.done();
+  assertEquals(written.length, 2, "writes to a terminal");
+});
