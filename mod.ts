@@ -18,7 +18,7 @@
  *
  * @module
  */
-export { type BackendName, ensureBackend, getBackend, setBackend } from "./src/backend.ts";
+export { type BackendName, type BackendOptions, ensureBackend, getBackend, setBackend, wasmThreadCount } from "./src/backend.ts";
 export { defaultModelDir, loadModel, type LoadModelOptions, type ModelLoadProgress } from "./src/load_model.ts";
 export {
   DEFAULT_BASE_URL,
@@ -40,6 +40,7 @@ export {
   KVCache,
   type LayerNormTensors,
   Model,
+  type ModelOptions,
   type ResidualInput,
   type TokenInput,
   type TokenOptions,

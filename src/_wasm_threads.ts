@@ -70,7 +70,8 @@ interface MessageLike {
 /**
  * Starts the wasm backend with `threads` threads (the calling thread counts as one).
  *
- * @returns The number of threads the backend reports, or throws when the backend fails to start.
+ * @returns The number of threads the backend reports.
+ * @throws {Error} When the tfjs-backend-wasm version is not the supported one, or the backend fails to start.
  */
 export async function startThreadedWasm(threads: number, version: string): Promise<number> {
   if (version !== SUPPORTED_VERSION) {
@@ -117,7 +118,7 @@ export async function startThreadedWasm(threads: number, version: string): Promi
    * The part of the Web Worker interface that the Emscripten pthread runtime uses, on
    * node:worker_threads. The runtime creates a pool of 8 workers, and each would cost tens of MB
    * of memory, so a FileWorker starts its thread only when the runtime first runs a pthread on
-   * it. Until then it answers the runtime's "load" command itself and keeps the command for the
+   * it. Until then it replies to the runtime's "load" command itself and keeps the command for the
    * thread.
    */
   class FileWorker {
@@ -125,7 +126,6 @@ export async function startThreadedWasm(threads: number, version: string): Promi
     #worker: NodeWorker | undefined;
     #load: MessageLike | undefined;
     readonly #listeners: Array<[string, (...args: unknown[]) => void]> = [];
-    #referenced = true;
 
     constructor(url: string) {
       const text = urls.get(String(url));
@@ -153,13 +153,13 @@ export async function startThreadedWasm(threads: number, version: string): Promi
       return this.#worker?.terminate() ?? Promise.resolve(0);
     }
 
-    ref(): void {
-      this.#referenced = true;
-      this.#worker?.ref();
-    }
+    /**
+     * Does nothing: the runtime refs a worker while a pthread runs on it, and the thread pool's
+     * pthreads run until the process ends, so a referenced worker would keep the process alive.
+     */
+    ref(): void {}
 
     unref(): void {
-      this.#referenced = false;
       this.#worker?.unref();
     }
 
@@ -175,7 +175,7 @@ export async function startThreadedWasm(threads: number, version: string): Promi
           : listener;
         worker.on(event, filtered);
       }
-      if (!this.#referenced) worker.unref();
+      worker.unref();
       if (this.#load) worker.postMessage(this.#load);
       this.#worker = worker;
       return worker;
@@ -186,7 +186,7 @@ export async function startThreadedWasm(threads: number, version: string): Promi
     }
   }
 
-  /** The path of the module's script with the prelude, for the worker's importScripts(). */
+  /** Writes the module's script with the prelude once, and returns its path for the worker's importScripts(). */
   const mainScript = (urlOrBlob: unknown): string => {
     if (typeof urlOrBlob === "string") return urlOrBlob;
     const text = typeof urlOrBlob === "object" && urlOrBlob !== null ? texts.get(urlOrBlob) : undefined;

@@ -26,7 +26,7 @@ export interface BackendOptions {
   threads?: number;
 }
 
-/** The most threads the shim can start: tfjs-backend-wasm 4.22 creates a pool of 8 workers. */
+/** The maximum thread count of the shim, because tfjs-backend-wasm 4.22 creates a pool of 8 workers. */
 const MAX_WASM_THREADS = 8;
 
 const SUPPORTED: readonly BackendName[] = ["wasm", "cpu", "webgl"];

@@ -71,7 +71,7 @@ export async function loadModel(source: string = defaultModelDir(), options: Loa
   const onProgress = options.onProgress;
   const loadOptions = onProgress ? { onProgress: (p: LoadProgress) => onProgress({ phase: "read", ...p }) } : {};
   const checkpoint = await loadCheckpoint(dir, loadOptions);
-  return new Model(checkpoint);
+  return new Model(checkpoint, undefined, { releaseHostWeights: true });
 }
 
 /** Returns the local directory for `source`, downloading hub files first when needed. */

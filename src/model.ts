@@ -55,6 +55,17 @@ export interface TokenOptions {
   prependBos?: boolean;
 }
 
+/** Options for the {@link Model} constructor. */
+export interface ModelOptions {
+  /**
+   * Empty each host array of `checkpoint.weights` once it is on the backend. The constructor then
+   * collects garbage where the runtime allows it (Bun.gc, or gc() under --expose-gc), so the host
+   * copy is gone before the warm-up pass makes XNNPACK pack the weights. The checkpoint cannot be
+   * used again afterwards. Default false.
+   */
+  releaseHostWeights?: boolean;
+}
+
 /** Keys and values of earlier positions, per layer, for incremental decoding. */
 export class KVCache {
   constructor(
@@ -120,14 +131,19 @@ export class Model {
   readonly #hookNames: HookName[];
   #disposed = false;
 
-  /** Uploads host weights to the current tfjs backend. Prefer `loadModel()`. */
-  constructor(checkpoint: LoadedCheckpoint, tokenizer: Tokenizer = gpt2Tokenizer()) {
+  /**
+   * Uploads host weights to the current tfjs backend. Prefer `loadModel()`. On the wasm backend
+   * it then runs one single-token pass, so that XNNPACK packs the weights now and not in the
+   * first real pass.
+   */
+  constructor(checkpoint: LoadedCheckpoint, tokenizer: Tokenizer = gpt2Tokenizer(), options: ModelOptions = {}) {
     const { config, weights } = checkpoint;
     this.config = config;
     this.info = checkpoint.info;
     this.tokenizer = tokenizer;
     this.#hookNames = hookNames(config.nLayers);
-    const upload = toTensors(weights);
+    const upload = toTensors(weights, options.releaseHostWeights ?? false);
+    if (options.releaseHostWeights) collectGarbage();
     this.W_E = upload.W_E;
     this.W_pos = upload.W_pos;
     this.blocks = upload.blocks;
@@ -473,9 +489,9 @@ export class Model {
   }
 
   /**
-   * Runs one single-token pass on the wasm backend, so the first real pass is not slow: XNNPACK
-   * packs each weight matrix into its own layout the first time a matmul uses it, which takes
-   * 1 to 3 s for GPT-2 small.
+   * Runs one single-token pass on the wasm backend, so the first real pass is not slow. XNNPACK
+   * packs each weight matrix into its own layout the first time a matmul uses it, which made the
+   * first 64-token pass of GPT-2 small take 1.8 s against 1.0 s (bench/run.ts, 2-vCPU Xeon).
    */
   #warmUp(): void {
     if (tf.getBackend() !== "wasm") return;
@@ -625,9 +641,14 @@ function composeHooks(hooks: Array<{ names: Set<HookName>; fn: HookFn }>): Inter
   };
 }
 
-function toTensors(weights: ModelWeights) {
-  const t1 = (h: HostTensor) => tf.tensor1d(h.data);
-  const t2 = (h: HostTensor) => tf.tensor2d(h.data, h.shape as [number, number]);
+/** Uploads the weights; with `release`, empties each host array once it is uploaded. */
+function toTensors(weights: ModelWeights, release: boolean) {
+  const done = <T>(h: HostTensor, t: T): T => {
+    if (release) h.data = new Float32Array(0);
+    return t;
+  };
+  const t1 = (h: HostTensor) => done(h, tf.tensor1d(h.data));
+  const t2 = (h: HostTensor) => done(h, tf.tensor2d(h.data, h.shape as [number, number]));
   return {
     W_E: t2(weights.W_E),
     W_pos: t2(weights.W_pos),
@@ -649,6 +670,17 @@ function toTensors(weights: ModelWeights) {
       mlp: { W_in: t2(b.W_in), b_in: t1(b.b_in), W_out: t2(b.W_out), b_out: t1(b.b_out) },
     })),
   };
+}
+
+/**
+ * Runs a full garbage collection where a script may ask for one: Bun.gc(true) under Bun, and
+ * gc() under Node or Deno started with --expose-gc. Without it, Bun still held GPT-2 small's
+ * 651 MB of released host arrays when the constructor returned (1.89 GB RSS against 1.24 GB).
+ */
+function collectGarbage(): void {
+  const runtime = globalThis as { Bun?: { gc(force: boolean): void }; gc?: () => void };
+  if (runtime.Bun) runtime.Bun.gc(true);
+  else runtime.gc?.();
 }
 
 function allTensors(model: Model): tf.Tensor[] {

@@ -3,6 +3,7 @@
  * TransformerLens hooks (q, k, v, scores, pattern, z, result) can be read or replaced.
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { splitHeads } from "./_contiguous.ts";
 
 /** The attention weights of one block, as tensors. */
 export interface AttentionWeights {
@@ -114,8 +115,10 @@ export function attention(
     let raw = headwise ? headwiseMatMul(qHeads, kHeadsT) : tf.matMul(qHeads, kHeadsT); // [head, pos, keyPos]
     if (divisor !== 1) raw = tf.div(raw, divisor);
 
-    // Mask keys after each query: query i sits at position pastPos + i.
-    const scores = hook("hook_attn_scores", tf.add(raw, causalMask(nPos, keyPos, pastPos))) as tf.Tensor3D; // [head, pos, keyPos]
+    // Mask keys after each query: query i sits at position pastPos + i. A single new position
+    // may see every key, so it needs no mask.
+    const masked = nPos === 1 ? raw : tf.add(raw, causalMask(nPos, keyPos, pastPos));
+    const scores = hook("hook_attn_scores", masked) as tf.Tensor3D; // [head, pos, keyPos]
     const pattern = hook("hook_pattern", tf.softmax(scores, -1)) as tf.Tensor3D; // [head, pos, keyPos]
 
     // Mix the values with the pattern.
@@ -155,18 +158,6 @@ function headwiseMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   const aHeads = splitHeads(a); // [head, m, k] -> head x [m, k]
   const bHeads = splitHeads(b); // [head, k, n] -> head x [k, n]
   return tf.stack(aHeads.map((aHead, h) => tf.matMul(aHead, bHeads[h]!))) as tf.Tensor3D; // -> [head, m, n]
-}
-
-/**
- * Splits `[head, m, n]` into one `[m, n]` tensor per head. It reads the values once and uploads
- * each head's block, because tfjs-backend-wasm 4.22 reads the whole input for every slice of a
- * contiguous block, so `tf.unstack` would copy heads x the input (57 ms for GPT-2 small's
- * `[12, 512, 512]` pattern against about 3 ms this way, measured by bench/profile.ts).
- */
-function splitHeads(x: tf.Tensor3D): tf.Tensor2D[] {
-  const [heads, m, n] = x.shape;
-  const values = x.dataSync() as Float32Array;
-  return Array.from({ length: heads }, (_, h) => tf.tensor2d(values.subarray(h * m * n, (h + 1) * m * n), [m, n]));
 }
 
 /** An additive mask `[pos, keyPos]`: 0 where query i may see key j (j <= pastPos + i), else -Infinity. */

@@ -3,6 +3,7 @@
  * embedding plus the position embedding.
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { sliceRows } from "./_contiguous.ts";
 
 /** Token part, position part and their sum, each `[pos, dModel]`. */
 export interface EmbedOutput {
@@ -34,7 +35,7 @@ export function embed(
   const idTensor = tf.tensor1d(ids, "int32");
   const tokenEmbed = hook("hook_embed", tf.gather(W_E, idTensor)) as tf.Tensor2D; // [pos] -> [pos, dModel]
   idTensor.dispose();
-  const posEmbed = hook("hook_pos_embed", tf.slice(W_pos, [offset, 0], [nPos, -1])) as tf.Tensor2D; // [pos, dModel]
+  const posEmbed = hook("hook_pos_embed", sliceRows(W_pos, offset, nPos)) as tf.Tensor2D; // [pos, dModel]
   const residual = tf.add(tokenEmbed, posEmbed) as tf.Tensor2D; // [pos, dModel]
   return { tokenEmbed, posEmbed, residual };
 }

@@ -10,12 +10,13 @@ export interface UnembedOutput {
 }
 
 /**
- * The number of positions from which `unembed` multiplies by the rows of W_U transposed. XNNPACK
- * (tfjs-backend-wasm 4.22) streams the whole right-hand matrix once per few rows of the left one,
- * so `x @ W_U` reads the 50,257-column W_U many times for a long prompt, while `W_U^T @ x^T` reads
- * it once. For a single position, `x @ W_U` is faster. Measured by bench/profile.ts on GPT-2 small.
+ * The number of positions from which `unembed` multiplies by the rows of W_U transposed. For a
+ * long prompt, `x @ W_U` runs at about half the speed of `W_U^T @ x^T` on XNNPACK
+ * (tfjs-backend-wasm 4.22), most likely because it streams the 50,257-column W_U once per few rows
+ * of x. Up to 4 positions `x @ W_U` is faster. Measured with bench/micro.ts on GPT-2 small
+ * (64 positions: 311 ms against 169 ms on one thread of a 2-vCPU Xeon).
  */
-const ROWS_MIN_POSITIONS = 4;
+const ROWS_MIN_POSITIONS = 5;
 
 /**
  * Maps normalized residuals to logits and log-probabilities.
