@@ -80,14 +80,9 @@ export async function generate(model: Model, prompt: TokenInput, options: Genera
   let input = promptIds;
   try {
     for (let step = 0; step < maxNewTokens; step++) {
-      // Run only the new positions; the cache holds the keys and values of the earlier ones.
-      const out = model.forwardIncremental(input, cache, options.hooks);
-      cache?.dispose();
-      cache = out.cache;
-      const [nPos, dVocab] = out.logits.shape;
-      const all = await out.logits.data();
-      out.logits.dispose();
-      const last = all.subarray((nPos - 1) * dVocab, nPos * dVocab);
+      const next = await runStep(model, input, cache, options.hooks);
+      cache = next.cache;
+      const last = next.lastLogits;
 
       const { id, prob } = sampleFromLogits(last, sampling, rng);
       const position = promptIds.length + step;
@@ -162,7 +157,9 @@ export function planGeneration(model: Model, prompt: TokenInput, options: Genera
           : `Shorten the prompt to at most ${nCtx - 1} tokens.`),
     );
   }
-  const stops = options.stop === undefined ? [] : typeof options.stop === "string" ? [options.stop] : [...options.stop];
+  let stops: string[] = [];
+  if (typeof options.stop === "string") stops = [options.stop];
+  else if (options.stop !== undefined) stops = [...options.stop];
   for (const s of stops) {
     if (typeof s !== "string" || s.length === 0) {
       throw new RangeError(`Invalid stop string ${JSON.stringify(s)}: expected a non-empty string.`);
@@ -187,4 +184,22 @@ export function stopReasonAfter(
   if (plan.stopAtEndOfText && ids[ids.length - 1] === ENDOFTEXT_ID) return "endOfText";
   if (plan.stops.length && plan.stops.some((s) => model.tokenizer.decode(ids).includes(s))) return "stop";
   return undefined;
+}
+
+/**
+ * Runs the new positions `input` after those in `past` (which the KV cache contains), frees
+ * `past`, and returns the extended cache with the logits of the last position `[dVocab]`.
+ */
+export async function runStep(
+  model: Model,
+  input: Int32Array,
+  past: KVCache | undefined,
+  hooks: readonly Hook[] | undefined,
+): Promise<{ cache: KVCache; lastLogits: Float32Array }> {
+  const out = model.forwardIncremental(input, past, hooks);
+  past?.dispose();
+  const [nPos, dVocab] = out.logits.shape;
+  const all = (await out.logits.data()) as Float32Array;
+  out.logits.dispose();
+  return { cache: out.cache, lastLogits: all.subarray((nPos - 1) * dVocab, nPos * dVocab) };
 }

@@ -529,7 +529,7 @@ export class Model {
     }) as unknown as LayerNormResult;
   }
 
-  /** Checks that a KV cache fits this model and still holds its tensors. */
+  /** Checks that a KV cache fits this model and that its tensors are not disposed. */
   #checkKVCache(past: KVCache): void {
     const { nLayers, nHeads, dHead } = this.config;
     if (!(past instanceof KVCache)) {

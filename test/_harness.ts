@@ -195,3 +195,10 @@ function stableStringify(value: unknown): string {
 function truncate(text: string, max = 400): string {
   return text.length > max ? text.slice(0, max) + "…" : text;
 }
+
+/** Returns the JavaScript runtime running the tests. */
+export function currentRuntime(): "deno" | "bun" | "node" {
+  if ("Deno" in globalThis) return "deno";
+  if ("Bun" in globalThis) return "bun";
+  return "node";
+}

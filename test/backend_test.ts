@@ -4,12 +4,12 @@
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { assertEquals, test } from "./_harness.ts";
+import { assertEquals, currentRuntime, test } from "./_harness.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 function runScript(path: string): { status: number | null; stdout: string; stderr: string } {
-  const runtime = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
+  const runtime = currentRuntime();
   const command = runtime === "deno"
     ? [process.execPath, "run", "-A", path]
     : runtime === "bun"

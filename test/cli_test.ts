@@ -6,14 +6,14 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { assert, assertClose, assertEquals, test } from "./_harness.ts";
+import { assert, assertClose, assertEquals, currentRuntime, test } from "./_harness.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const backend = process.env.UNDERHOOD_TEST_BACKEND ?? "wasm";
 
 /** Runs the CLI on the current runtime and returns its exit code, stdout and stderr. */
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const runtime = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
+  const runtime = currentRuntime();
   const command = runtime === "deno"
     ? [process.execPath, "run", "-A", join(root, "src/cli.ts"), ...args]
     : runtime === "bun"

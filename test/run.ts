@@ -8,7 +8,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { registeredTests, setCurrentFile } from "./_harness.ts";
+import { currentRuntime, registeredTests, setCurrentFile } from "./_harness.ts";
 import { getBackend, setBackend } from "../src/backend.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -34,7 +34,7 @@ function findTestFiles(dir: string): string[] {
 }
 
 await setBackend(backend as "cpu" | "wasm");
-const runtime = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
+const runtime = currentRuntime();
 process.env.UNDERHOOD_TEST_BACKEND = getBackend();
 
 for (const file of findTestFiles(here)) {

@@ -4,7 +4,7 @@
  */
 import { ActivationCache, type HookName, type NamesFilter, resolveNames } from "../hooks.ts";
 import type { Hook, KVCache, Model, TokenInput } from "../model.ts";
-import { type GenerateOptions, type Generation, planGeneration, stopReasonAfter } from "../generate.ts";
+import { type GenerateOptions, type Generation, planGeneration, runStep, stopReasonAfter } from "../generate.ts";
 import { type TopToken, topKOfRow } from "../results.ts";
 import { sampleFromLogits } from "../sampling.ts";
 
@@ -111,13 +111,9 @@ export function inspectGeneration(
         const hooks: Hook[] = [...(options.hooks ?? [])];
         if (stepCache) hooks.push({ name: cacheNames as HookName[], fn: (x, { name }) => stepCache.set(name, x) });
         const inputStart = promptIds.length + step - input.length;
-        const out = model.forwardIncremental(input, kv, hooks);
-        kv?.dispose();
-        kv = out.cache;
-        const [nPos, dVocab] = out.logits.shape;
-        const all = await out.logits.data();
-        out.logits.dispose();
-        const last = all.subarray((nPos - 1) * dVocab, nPos * dVocab);
+        const next = await runStep(model, input, kv, hooks);
+        kv = next.cache;
+        const last = next.lastLogits;
 
         // Sample exactly as generate() does, then report the candidates.
         const { id, prob } = sampleFromLogits(last, sampling, rng);
