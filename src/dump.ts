@@ -7,7 +7,7 @@ import type { HookName } from "./hooks.ts";
 import type { Model } from "./model.ts";
 import { generate } from "./generate.ts";
 
-/** What to include in a dump. */
+/** Options that select the parts of a dump. */
 export interface DumpOptions {
   ids: number[];
   /** Logits of every position or of the last one. Default "last". */

@@ -37,7 +37,7 @@ export interface GenerationStep {
 }
 
 /**
- * What `generate` returns. The object also has non-enumerable display methods
+ * The result of `generate`. The object also has non-enumerable display methods
  * (`Symbol.for("Jupyter.display")`, `Symbol.for("nodejs.util.inspect.custom")`) that draw the
  * tokens coloured by their sampled probability.
  */
@@ -48,7 +48,7 @@ export interface Generation {
   steps: GenerationStep[];
   /** The new text only, decoded as a whole. */
   text: string;
-  /** Why generation ended. */
+  /** The reason generation ended. */
   stopReason: "maxNewTokens" | "stop" | "endOfText";
   /** The seed used (the one given, or the random one chosen). */
   seed: number;

@@ -85,7 +85,7 @@ export interface ModelWeights {
   W_U: HostTensor;
 }
 
-/** What the loader found in the checkpoint, for reports and debugging. */
+/** Details the loader found in the checkpoint, for reports and debugging. */
 export interface CheckpointInfo {
   /** Directory or URL the model came from. */
   source: string;

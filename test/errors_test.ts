@@ -1,5 +1,5 @@
 /**
- * Error classes and messages for bad input. Each message names the value and tells the caller what to do.
+ * Error classes and messages for bad input. Each message names the value and the fix.
  */
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";

@@ -2,7 +2,7 @@
  * A text progress bar for downloads and loading, drawn on one terminal line.
  */
 
-/** What a progress callback receives: a file and how many of its bytes are done. */
+/** Progress of one file: how many of its bytes are done. */
 export interface ByteProgress {
   phase?: string;
   file: string;
@@ -10,7 +10,7 @@ export interface ByteProgress {
   total?: number | undefined;
 }
 
-/** Where the bar is drawn: a writable stream such as process.stderr. */
+/** The stream the bar is drawn on, such as process.stderr. */
 export interface ProgressStream {
   write(text: string): unknown;
   isTTY?: boolean;
